@@ -1,0 +1,183 @@
+//! The command line: no subcommand opens the window; subcommands run headless
+//! (no display needed). Exit codes: 0 done, 1 failed, 2 the command line was wrong.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::DataDir;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "medgemma-desk",
+    version,
+    about = "MedGemma Desk: draft chest X-ray reports with MedGemma, offline, on this computer.",
+    long_about = "MedGemma Desk: draft chest X-ray reports with MedGemma, offline, on this computer.\n\n\
+                  With no subcommand the app window opens. The subcommands run without a window.",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Folder for the app's data (sessions, images, models, settings).
+    /// Default: the platform's app data folder.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Arguments of a subcommand whose service arrives in a later release; kept so
+/// that `--help` shows the whole surface and scripts get a clear answer.
+#[derive(Debug, clap::Args)]
+pub struct Pending {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show an image's key DICOM tags, windows, frames and transfer syntax.
+    Info(Pending),
+    /// Render an image exactly as the viewer shows it, to a PNG file.
+    Render(Pending),
+    /// Run a model on a prompt (and images), streaming the text.
+    Generate(Pending),
+    /// Draft a report for an image with a template, and keep the session.
+    Draft(Pending),
+    /// List, show, search, export, import or delete stored sessions.
+    Sessions(Pending),
+    /// List, import, verify or download models.
+    Models(Pending),
+    /// Measure model speed (prefill and decode tokens per second).
+    Bench(Pending),
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Info(_) => "info",
+            Command::Render(_) => "render",
+            Command::Generate(_) => "generate",
+            Command::Draft(_) => "draft",
+            Command::Sessions(_) => "sessions",
+            Command::Models(_) => "models",
+            Command::Bench(_) => "bench",
+        }
+    }
+}
+
+/// Parses the process's arguments, runs, and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    install_panic_message();
+    init_logging();
+    run(std::env::args_os())
+}
+
+/// The whole command line, from arguments to exit code (tests call this).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => return report_parse_error(err),
+    };
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("medgemma-desk: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        None => {
+            let data_dir = DataDir::prepare(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
+            crate::run_gui(data_dir).map_err(|e| e.to_string())
+        }
+        Some(command) => Err(format!(
+            "`{}` is not available in this version of MedGemma Desk yet",
+            command.name()
+        )),
+    }
+}
+
+/// Help and version go to stdout with exit 0; anything else is a usage error:
+/// one line on stderr, exit 2 (clap's own multi-line output is for humans at a
+/// prompt; scripts and launchers need one line).
+fn report_parse_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = write!(std::io::stdout(), "{}", err.render());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid command line");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("medgemma-desk: {first} (see medgemma-desk --help)");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A panic is a bug, but the user still gets one line, not a trace.
+fn install_panic_message() {
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown error".into());
+        let what = what.lines().next().unwrap_or_default().to_owned();
+        eprintln!("medgemma-desk: internal error, please report it: {what}");
+    }));
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MEDGEMMA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_subcommand() {
+        let help = Cli::command().render_long_help().to_string();
+        for sub in ["info", "render", "generate", "draft", "sessions", "models", "bench"] {
+            assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
+        }
+        assert!(help.contains("--data-dir"));
+    }
+
+    #[test]
+    fn data_dir_is_global() {
+        let cli = Cli::try_parse_from(["medgemma-desk", "sessions", "--data-dir", "/tmp/x"]).unwrap();
+        assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
+    }
+
+    #[test]
+    fn unknown_subcommand_is_a_usage_error() {
+        assert_eq!(run(["medgemma-desk", "frobnicate"]), ExitCode::from(2));
+    }
+}

@@ -1,0 +1,51 @@
+//! MedGemma Desk, the app crate: the Tauri window, its IPC commands and the
+//! headless command line, over the clinical services (imaging, store, drafting).
+
+pub mod cli;
+pub mod commands;
+pub mod data_dir;
+mod window;
+
+pub use data_dir::{DataDir, DataDirError};
+
+/// The app's version, as the UI and every stored draft report it.
+pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The window's title and the name users see.
+pub const APP_NAME: &str = "MedGemma Desk";
+
+/// What the running app shares with its commands.
+#[derive(Debug)]
+pub struct AppState {
+    pub data_dir: DataDir,
+}
+
+/// Why the window could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum GuiError {
+    #[error(
+        "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
+         run it from a desktop session, or use a headless subcommand (see --help)"
+    )]
+    NoDisplay,
+    #[error("the window system failed to start: {0}")]
+    Tauri(#[from] tauri::Error),
+}
+
+/// Adds the app's state, commands and plugins to a builder of any Tauri
+/// runtime: the real one, or `tauri::test::mock_builder()` in unit tests.
+pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
+    builder.manage(state).invoke_handler(commands::handler())
+}
+
+/// Opens the main window and runs until it is closed.
+pub fn run_gui(data_dir: DataDir) -> Result<(), GuiError> {
+    window::ensure_display()?;
+    let webview_dir = data_dir.webview();
+    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir })
+        .setup(move |app| {
+            window::open_main(app.handle(), webview_dir)?;
+            Ok(())
+        })
+        .run(tauri::generate_context!())?;
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! The main window: checked for a display before Tauri starts (GTK would abort
+//! with a panic), then built in code so that its webview data honours --data-dir.
+
+use std::path::PathBuf;
+
+use crate::{GuiError, APP_NAME};
+
+/// The label the capabilities in `capabilities/` grant permissions to.
+pub const MAIN_WINDOW: &str = "main";
+
+pub fn ensure_display() -> Result<(), GuiError> {
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        if !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+            return Err(GuiError::NoDisplay);
+        }
+    }
+    Ok(())
+}
+
+pub fn open_main<R: tauri::Runtime>(app: &tauri::AppHandle<R>, webview_dir: PathBuf) -> tauri::Result<()> {
+    tauri::WebviewWindowBuilder::new(app, MAIN_WINDOW, tauri::WebviewUrl::App("index.html".into()))
+        .title(APP_NAME)
+        .inner_size(1440.0, 900.0)
+        .min_inner_size(960.0, 600.0)
+        .theme(Some(tauri::Theme::Dark))
+        .data_directory(webview_dir)
+        .build()?;
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! Starts tauri-driver, launches the app in it with a fresh `--data-dir`, and
+//! stops both cleanly. Uses fantoccini (a maintained, async Rust WebDriver
+//! client) so the tests are plain `cargo test` targets with no Node runtime.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::json;
+
+/// The app binary cargo built for these tests (absolute, as tauri-driver needs).
+pub fn app_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_medgemma-desk"))
+}
+
+fn tauri_driver() -> PathBuf {
+    if let Some(p) = std::env::var_os("TAURI_DRIVER") {
+        return PathBuf::from(p);
+    }
+    let in_cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .map(|h| h.join("bin/tauri-driver"));
+    match in_cargo_home {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from("tauri-driver"),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// tauri-driver and WebKitWebDriver. Dropped with SIGTERM, never SIGKILL: a
+/// killed tauri-driver leaks WebKitWebDriver, which keeps the test's output
+/// pipes open and hangs the run.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        assert!(
+            std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+            "the window tests need a display: run them through `make test` (it starts Xvfb)"
+        );
+        let port = free_port();
+        let native_port = free_port();
+        let child = Command::new(tauri_driver())
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tauri-driver not found: `make test` installs it (cargo install tauri-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tauri-driver did not listen on port {port} within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One running app, in its own temporary data folder.
+pub struct App {
+    pub client: Client,
+    pub data_dir: tempfile::TempDir,
+    _driver: Driver,
+}
+
+impl App {
+    pub async fn launch() -> Self {
+        let data_dir = tempfile::tempdir().unwrap();
+        let driver = Driver::start();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            json!({
+                "application": app_binary(),
+                "args": ["--data-dir", data_dir.path()],
+            }),
+        );
+        caps.insert("browserName".into(), json!("wry"));
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .expect("could not start the app through tauri-driver");
+        Self { client, data_dir, _driver: driver }
+    }
+
+    /// Waits for an element and returns its text.
+    pub async fn text_of(&self, css: &str) -> String {
+        let el = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(15))
+            .for_element(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+        el.text().await.unwrap()
+    }
+
+    /// Saves a screenshot under target/screenshots/, and into docs/screenshots/
+    /// too when UPDATE_SCREENSHOTS=1 (commit those when they change meaningfully).
+    pub async fn screenshot(&self, name: &str) -> Vec<u8> {
+        let png = self.client.screenshot().await.unwrap();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let out = root.join("target/screenshots");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(format!("{name}.png")), &png).unwrap();
+        if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+            std::fs::write(root.join("docs/screenshots").join(format!("{name}.png")), &png).unwrap();
+        }
+        png
+    }
+
+    pub async fn quit(self) {
+        let _ = self.client.close().await;
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs every test suite of MedGemma Desk in order, says what each step does,
+# keeps going after a failure, and ends with one line: "N passed, N failed".
+# Called by `make test` once the prerequisites are installed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+LOGS=target/test-logs
+mkdir -p "$LOGS"
+passed=0 failed=0 broken_steps=()
+
+# Adds up cargo's "test result: ok. 5 passed; 0 failed; ..." lines and
+# Vitest's "Tests  1 failed | 5 passed (6)" line.
+count() {
+  local pf
+  pf=$(grep -E '^test result:|^\s+Tests\s' "$1" | awk '
+    { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    END { print p + 0, f + 0 }')
+  passed=$(( passed + ${pf% *} ))
+  failed=$(( failed + ${pf#* } ))
+}
+
+step() {
+  local name=$1; shift
+  local log="$LOGS/${name// /-}.log"
+  echo
+  echo "==> $name"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  count "$log"
+  if [ "$rc" -ne 0 ]; then
+    broken_steps+=("$name")
+    # A step that failed without any failed test (a build error) still fails.
+    grep -qE '(^test result:.* [1-9][0-9]* failed|[1-9][0-9]* failed)' "$log" || failed=$(( failed + 1 ))
+  fi
+}
+
+step "Rust tests (unit, CLI, store, runtime)" cargo test --release --workspace
+step "UI type check (svelte-check)" npm --prefix ui run --silent check
+step "UI unit tests (Vitest)" npm --prefix ui test --silent
+# The real window: WebKitGTK under Xvfb, driven through tauri-driver. Bounded
+# by `timeout` so a stuck WebKitWebDriver can never hang CI.
+step "Window tests (WebDriver, Xvfb)" timeout --signal=TERM --kill-after=30 900 \
+  xvfb-run -a -s "-screen 0 1600x1000x24" \
+  cargo test --release -p medgemma-desk --test e2e -- --ignored --test-threads=1
+
+echo
+if [ ${#broken_steps[@]} -gt 0 ]; then
+  echo "Failed steps: ${broken_steps[*]} (logs in $LOGS/)"
+fi
+echo "Total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#broken_steps[@]} -eq 0 ]
