@@ -71,7 +71,7 @@ deps: check-tools
 
 deps-test: deps
 	$(call apt_install,$(APT_TEST),the window tests)
-	@if [ "$$(tauri-driver --version 2>/dev/null || $$HOME/.cargo/bin/tauri-driver --version 2>/dev/null)" != "tauri-driver $(TAURI_DRIVER_VERSION)" ]; then \
+	@if ! $(CARGO) install --list | grep -q '^tauri-driver v$(TAURI_DRIVER_VERSION):'; then \
 	  echo "==> Installing tauri-driver $(TAURI_DRIVER_VERSION) (cargo install, a few minutes once)"; \
 	  $(CARGO) install --locked --quiet tauri-driver --version $(TAURI_DRIVER_VERSION); \
 	else echo "==> tauri-driver $(TAURI_DRIVER_VERSION): present"; fi
