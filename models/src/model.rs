@@ -1,0 +1,250 @@
+//! The public face of the runtime: load a model folder on a device, build
+//! prompts from conversations, and generate with a per-token callback and a
+//! cancel flag.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use image::DynamicImage;
+
+use crate::chat::{expand_image_tokens, ChatTemplate, Message};
+use crate::config::Gemma3Config;
+use crate::device::DeviceChoice;
+use crate::error::{ModelError, Result};
+use crate::gemma3::{Gemma3, KvCache, TokenKind};
+use crate::generate::{split_thinking, Generation, GenerationParams, GenerationStats, Sampler, StopReason, TextStream};
+use crate::processor::ImageProcessor;
+use crate::tokenizer::TextTokenizer;
+
+/// The tokens that mark images in Gemma 3 prompts.
+pub const BOI: &str = "<start_of_image>";
+pub const EOI: &str = "<end_of_image>";
+pub const IMAGE_SOFT_TOKEN: &str = "<image_soft_token>";
+
+pub struct Model {
+    pub dir: PathBuf,
+    pub gemma: Gemma3,
+    pub tokenizer: Option<TextTokenizer>,
+    pub template: ChatTemplate,
+    pub processor: Option<ImageProcessor>,
+    device: Device,
+}
+
+/// The dtype a device computes in: f32 on CPU (exact, and candle's CPU
+/// kernels are fastest in f32); bf16 on CUDA and Metal, where Gemma 3 was
+/// trained in bf16 and f16 overflows its activations.
+pub fn dtype_for(device: &Device) -> DType {
+    if device.is_cpu() {
+        DType::F32
+    } else {
+        DType::BF16
+    }
+}
+
+impl Model {
+    /// Loads a Hugging Face model folder on the chosen device.
+    pub fn load(dir: &Path, device: DeviceChoice) -> Result<Self> {
+        let device = device.open()?;
+        let dtype = dtype_for(&device);
+        Self::load_on(dir, &device, dtype)
+    }
+
+    pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(ModelError::NotAModel { path: dir.into(), reason: "it is not a folder".into() });
+        }
+        let config_path = dir.join("config.json");
+        if !config_path.is_file() {
+            return Err(ModelError::NotAModel { path: dir.into(), reason: "it has no config.json".into() });
+        }
+        let config = Gemma3Config::from_file(&config_path)?;
+        let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };
+        let processor = match &config.vision {
+            Some(v) => {
+                let p = dir.join("preprocessor_config.json");
+                Some(if p.is_file() { ImageProcessor::from_file(&p, v.image_size)? } else { ImageProcessor::gemma3(v.image_size) })
+            }
+            None => None,
+        };
+        let template = ChatTemplate::from_model_dir(dir)?;
+        let gemma = Gemma3::load(dir, config, device, dtype)?;
+        Ok(Self { dir: dir.into(), gemma, tokenizer, template, processor, device: device.clone() })
+    }
+
+    pub fn config(&self) -> &Gemma3Config {
+        &self.gemma.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn tokenizer(&self) -> Result<&TextTokenizer> {
+        self.tokenizer.as_ref().ok_or_else(|| ModelError::NotAModel {
+            path: self.dir.clone(),
+            reason: "it has no tokenizer.json (pass token ids instead of text)".into(),
+        })
+    }
+
+    /// The prompt text for a conversation (chat template, images expanded).
+    pub fn render_prompt(&self, messages: &[Message]) -> Result<String> {
+        let bos = self.tokenizer.as_ref().and_then(|t| t.token_text(2)).unwrap_or_else(|| "<bos>".into());
+        let text = self.template.render(messages, &bos)?;
+        Ok(expand_image_tokens(&text, BOI, IMAGE_SOFT_TOKEN, EOI, self.config().mm_tokens_per_image))
+    }
+
+    /// Token ids of a conversation, ready for `generate`.
+    pub fn encode_conversation(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        let text = self.render_prompt(messages)?;
+        // The template writes BOS itself.
+        self.tokenizer()?.encode(&text, false)
+    }
+
+    /// Token ids of raw text, with BOS as the tokenizer config says.
+    pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer()?.encode(text, true)
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.tokenizer()?.decode(ids)
+    }
+
+    /// The exact pixels the model sees for an image, [3, size, size].
+    pub fn preprocess(&self, image: &DynamicImage) -> Result<Tensor> {
+        let p = self.processor.as_ref().ok_or(ModelError::NoVision)?;
+        p.preprocess(image, &self.device)
+    }
+
+    /// The soft-token embeddings of one image, [mm_tokens, hidden].
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        self.gemma.image_features(pixels)
+    }
+
+    /// Logits of every prompt position [t, vocab] (f32), without generating.
+    pub fn prompt_logits(&self, ids: &[u32], images: &[DynamicImage]) -> Result<Tensor> {
+        let feats = images
+            .iter()
+            .map(|img| self.image_features(&self.preprocess(img)?))
+            .collect::<Result<Vec<_>>>()?;
+        let (embeds, kinds) = self.gemma.embed_prompt(ids, &feats, 0)?;
+        let mut cache = self.gemma.text.new_cache();
+        let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, 512)?;
+        self.gemma.text.logits(&hidden)
+    }
+
+    /// Generates after the prompt `ids` (images fill its soft-token runs in
+    /// order). `on_text` receives each complete piece of text as it is made;
+    /// `cancel` is checked before every step.
+    pub fn generate(
+        &self,
+        ids: &[u32],
+        images: &[DynamicImage],
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+    ) -> Result<Generation> {
+        params.validate()?;
+        let limit = self.config().text.max_position_embeddings;
+        if ids.is_empty() {
+            return Err(ModelError::BadParameter("the prompt is empty".into()));
+        }
+        if ids.len() >= limit {
+            return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
+        }
+        let start = Instant::now();
+        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: images.len(), ..Default::default() };
+
+        let feats = images
+            .iter()
+            .map(|img| self.image_features(&self.preprocess(img)?))
+            .collect::<Result<Vec<_>>>()?;
+        stats.image_encode_ms = ms(start);
+
+        let prefill_start = Instant::now();
+        let (embeds, kinds) = self.gemma.embed_prompt(ids, &feats, 0)?;
+        let mut cache = self.gemma.text.new_cache();
+        let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, params.prefill_chunk)?;
+        let mut logits = self.gemma.text.last_logits(&hidden)?;
+        stats.prefill_ms = ms(prefill_start);
+        stats.prefill_tok_s = per_second(ids.len(), stats.prefill_ms);
+
+        let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
+        let text = match &self.tokenizer {
+            Some(t) => t.decode(&tokens)?,
+            None => String::new(),
+        };
+        let (thinking, text) = split_thinking(&text);
+        stats.total_ms = ms(start);
+        Ok(Generation { token_ids: tokens, text, thinking, stop_reason, stats })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decode_loop(
+        &self,
+        cache: &mut KvCache,
+        logits: &mut Tensor,
+        prompt: &[u32],
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+        stats: &mut GenerationStats,
+        start: Instant,
+    ) -> Result<(Vec<u32>, StopReason)> {
+        let limit = self.config().text.max_position_embeddings;
+        let stops = &self.config().eos_token_ids;
+        let mut sampler = Sampler::new(params);
+        let mut history = prompt.to_vec();
+        let mut tokens = Vec::new();
+        let mut stream = TextStream::default();
+        let decode_start = Instant::now();
+        let reason = loop {
+            if cancel.load(Ordering::Relaxed) {
+                break StopReason::Cancelled;
+            }
+            if tokens.len() >= params.max_new_tokens {
+                break StopReason::MaxTokens;
+            }
+            if cache.seen() >= limit {
+                break StopReason::ContextFull;
+            }
+            let next = sampler.sample(logits, &history)?;
+            if tokens.is_empty() {
+                stats.time_to_first_token_ms = ms(start);
+            }
+            if stops.contains(&next) || next == 1 {
+                break StopReason::EndOfTurn;
+            }
+            tokens.push(next);
+            history.push(next);
+            if let Some(t) = &self.tokenizer {
+                if let Some(piece) = stream.push(next, |ids| t.decode(ids))? {
+                    on_text(&piece);
+                }
+            }
+            if tokens.len() >= params.max_new_tokens {
+                break StopReason::MaxTokens;
+            }
+            let embeds = self.gemma.text.embed(&[next])?;
+            let hidden = self.gemma.text.forward(&embeds, &[TokenKind::Text], cache)?;
+            *logits = self.gemma.text.last_logits(&hidden)?;
+        };
+        stats.generated_tokens = tokens.len();
+        stats.decode_ms = ms(decode_start);
+        stats.decode_tok_s = per_second(tokens.len().saturating_sub(1), stats.decode_ms);
+        Ok((tokens, reason))
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 / (ms / 1000.0)
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,168 @@
+//! Tensors by name from memory-mapped safetensors files (one file or a
+//! sharded set), checked for shape and converted to the run's dtype. Every
+//! error names the file and the tensor.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde_json::Value;
+
+use crate::error::{ModelError, Result};
+
+pub struct Weights {
+    files: candle_core::safetensors::MmapedSafetensors,
+    names: HashMap<String, (Vec<usize>, PathBuf)>,
+    pub device: Device,
+    pub dtype: DType,
+    /// Where the decoder's tensors start (`language_model.model.`, `model.language_model.`, `model.`).
+    pub text_prefix: String,
+    /// Where the vision tower starts (`vision_tower.vision_model.` …), if any.
+    pub vision_prefix: Option<String>,
+    /// Where the projector starts (`multi_modal_projector.` …), if any.
+    pub projector_prefix: Option<String>,
+}
+
+impl Weights {
+    /// Opens `model.safetensors`, or every shard named by `model.safetensors.index.json`.
+    pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        let files = safetensors_files(dir)?;
+        let mut names = HashMap::new();
+        for file in &files {
+            let shape = read_header(file)?;
+            for (name, dims) in shape {
+                names.insert(name, (dims, file.clone()));
+            }
+        }
+        // SAFETY: the files are memory-mapped read-only; a file changed on disk
+        // while mapped is the user's error, as with every mmap-based loader.
+        let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }.map_err(|e| ModelError::BadWeights {
+            path: files[0].clone(),
+            reason: e.to_string(),
+        })?;
+        let has = |p: &str| names.keys().any(|k| k.starts_with(p));
+        let text_prefix = ["language_model.model.", "model.language_model.", "model.", ""]
+            .into_iter()
+            .find(|p| names.contains_key(&format!("{p}embed_tokens.weight")))
+            .ok_or_else(|| ModelError::BadWeights {
+                path: files[0].clone(),
+                reason: "it has no token embedding (embed_tokens.weight); is it a Gemma 3 checkpoint?".into(),
+            })?
+            .to_owned();
+        let vision_prefix = ["vision_tower.vision_model.", "model.vision_tower.vision_model.", "vision_model."]
+            .into_iter()
+            .find(|p| has(p))
+            .map(str::to_owned);
+        let projector_prefix = ["multi_modal_projector.", "model.multi_modal_projector."]
+            .into_iter()
+            .find(|p| has(p))
+            .map(str::to_owned);
+        Ok(Self { files: mapped, names, device: device.clone(), dtype, text_prefix, vision_prefix, projector_prefix })
+    }
+
+    fn file_of(&self, name: &str) -> PathBuf {
+        self.names.get(name).map(|(_, f)| f.clone()).unwrap_or_default()
+    }
+
+    /// The tensor `name`, which must have `shape`, in the run's dtype.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let Some((dims, file)) = self.names.get(name) else {
+            return Err(ModelError::BadWeights {
+                path: self.names.values().next().map(|(_, f)| f.clone()).unwrap_or_default(),
+                reason: format!("tensor {name} is missing"),
+            });
+        };
+        if dims.as_slice() != shape {
+            return Err(ModelError::BadWeights {
+                path: file.clone(),
+                reason: format!("tensor {name} has shape {dims:?}, expected {shape:?} from config.json"),
+            });
+        }
+        let t = self
+            .files
+            .load(name, &self.device)
+            .map_err(|e| ModelError::BadWeights { path: self.file_of(name), reason: format!("tensor {name}: {e}") })?;
+        Ok(t.to_dtype(self.dtype)?)
+    }
+
+    /// Like `get`, but always in f32 (norm weights are applied in f32).
+    pub fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        Ok(self.get(name, shape)?.to_dtype(DType::F32)?)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+}
+
+/// The safetensors files of a model folder, checked to be all present.
+pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let index = dir.join("model.safetensors.index.json");
+    if index.exists() {
+        let text = std::fs::read_to_string(&index).map_err(|source| ModelError::Io { path: index.clone(), source })?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|e| ModelError::BadConfig { path: index.clone(), reason: format!("not JSON: {e}") })?;
+        let map = json["weight_map"]
+            .as_object()
+            .ok_or_else(|| ModelError::BadConfig { path: index.clone(), reason: "no weight_map".into() })?;
+        let mut shards: Vec<String> = map.values().filter_map(Value::as_str).map(str::to_owned).collect();
+        shards.sort();
+        shards.dedup();
+        let missing: Vec<&String> = shards.iter().filter(|s| !dir.join(s).is_file()).collect();
+        if !missing.is_empty() {
+            return Err(ModelError::BadWeights {
+                path: dir.to_path_buf(),
+                reason: format!("shards are missing: {}", missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")),
+            });
+        }
+        return Ok(shards.into_iter().map(|s| dir.join(s)).collect());
+    }
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    Err(ModelError::NotAModel {
+        path: dir.to_path_buf(),
+        reason: "it has no model.safetensors or model.safetensors.index.json".into(),
+    })
+}
+
+/// Reads a safetensors header and checks that every tensor lies inside the file
+/// (a truncated download is caught here, before anything is allocated).
+fn read_header(path: &Path) -> Result<Vec<(String, Vec<usize>)>> {
+    use std::io::Read;
+    let bad = |reason: String| ModelError::BadWeights { path: path.to_path_buf(), reason };
+    let mut f = std::fs::File::open(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
+    let file_len = f.metadata().map_err(|source| ModelError::Io { path: path.into(), source })?.len();
+    let mut len_bytes = [0u8; 8];
+    f.read_exact(&mut len_bytes).map_err(|_| bad("the file is too short to be safetensors".into()))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(bad(format!("the header claims {header_len} bytes but the file has {file_len}")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let json: Value = serde_json::from_slice(&header).map_err(|e| bad(format!("the header is not JSON: {e}")))?;
+    let data_len = file_len - 8 - header_len;
+    let mut out = Vec::new();
+    for (name, info) in json.as_object().ok_or_else(|| bad("the header is not a JSON object".into()))? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .ok_or_else(|| bad(format!("tensor {name} has no shape")))?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad(format!("tensor {name} has a bad shape")))?;
+        let end = info["data_offsets"][1].as_u64().ok_or_else(|| bad(format!("tensor {name} has no data offsets")))?;
+        if end > data_len {
+            return Err(bad(format!(
+                "tensor {name} ends at byte {end} of the data but the file holds only {data_len}: the file is truncated"
+            )));
+        }
+        out.push((name.clone(), shape));
+    }
+    Ok(out)
+}
