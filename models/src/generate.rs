@@ -19,11 +19,13 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Prompt tokens per prefill step (an image's soft tokens are never split).
     pub prefill_chunk: usize,
+    /// Keep generating past end-of-turn tokens (benchmarks, parity tests).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerationParams {
     fn default() -> Self {
-        Self { max_new_tokens: 512, temperature: 0.0, top_k: None, top_p: None, repetition_penalty: 1.0, seed: 0, prefill_chunk: 512 }
+        Self { max_new_tokens: 512, temperature: 0.0, top_k: None, top_p: None, repetition_penalty: 1.0, seed: 0, prefill_chunk: 512, ignore_eos: false }
     }
 }
 

@@ -59,8 +59,22 @@ impl Model {
         if !config_path.is_file() {
             return Err(ModelError::NotAModel { path: dir.into(), reason: "it has no config.json".into() });
         }
-        let config = Gemma3Config::from_file(&config_path)?;
+        let mut config = Gemma3Config::from_file(&config_path)?;
         let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };
+        // Stop on every end token the model declares anywhere: config.json,
+        // generation_config.json, and the tokenizer's `<eos>`/`<end_of_turn>`.
+        if let Some(gen) = crate::tokenizer::read_json(&dir.join("generation_config.json"))? {
+            match &gen["eos_token_id"] {
+                serde_json::Value::Array(ids) => config.eos_token_ids.extend(ids.iter().filter_map(|v| v.as_u64()).map(|i| i as u32)),
+                serde_json::Value::Number(n) => config.eos_token_ids.extend(n.as_u64().map(|i| i as u32)),
+                _ => {}
+            }
+        }
+        if let Some(t) = &tokenizer {
+            config.eos_token_ids.extend(["<eos>", "<end_of_turn>"].iter().filter_map(|s| t.token_id(s)));
+        }
+        config.eos_token_ids.sort_unstable();
+        config.eos_token_ids.dedup();
         let processor = match &config.vision {
             Some(v) => {
                 let p = dir.join("preprocessor_config.json");
@@ -90,8 +104,8 @@ impl Model {
 
     /// The prompt text for a conversation (chat template, images expanded).
     pub fn render_prompt(&self, messages: &[Message]) -> Result<String> {
-        let bos = self.tokenizer.as_ref().and_then(|t| t.token_text(2)).unwrap_or_else(|| "<bos>".into());
-        let text = self.template.render(messages, &bos)?;
+        let bos = self.tokenizer.as_ref().map_or("<bos>", |t| t.bos_text());
+        let text = self.template.render(messages, bos)?;
         Ok(expand_image_tokens(&text, BOI, IMAGE_SOFT_TOKEN, EOI, self.config().mm_tokens_per_image))
     }
 
@@ -122,12 +136,15 @@ impl Model {
         self.gemma.image_features(pixels)
     }
 
+    /// Preprocesses each image.
+    pub fn preprocess_all(&self, images: &[DynamicImage]) -> Result<Vec<Tensor>> {
+        images.iter().map(|img| self.preprocess(img)).collect()
+    }
+
     /// Logits of every prompt position [t, vocab] (f32), without generating.
-    pub fn prompt_logits(&self, ids: &[u32], images: &[DynamicImage]) -> Result<Tensor> {
-        let feats = images
-            .iter()
-            .map(|img| self.image_features(&self.preprocess(img)?))
-            .collect::<Result<Vec<_>>>()?;
+    /// `pixels` are preprocessed images ([3, size, size] each), in prompt order.
+    pub fn prompt_logits(&self, ids: &[u32], pixels: &[Tensor]) -> Result<Tensor> {
+        let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
         let (embeds, kinds) = self.gemma.embed_prompt(ids, &feats, 0)?;
         let mut cache = self.gemma.text.new_cache();
         let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, 512)?;
@@ -145,6 +162,21 @@ impl Model {
         on_text: &mut dyn FnMut(&str),
         cancel: &AtomicBool,
     ) -> Result<Generation> {
+        let start = Instant::now();
+        let pixels = self.preprocess_all(images)?;
+        self.generate_from_pixels(ids, &pixels, params, on_text, cancel, start)
+    }
+
+    /// `generate` for images already preprocessed (see `preprocess`).
+    pub fn generate_from_pixels(
+        &self,
+        ids: &[u32],
+        pixels: &[Tensor],
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+        start: Instant,
+    ) -> Result<Generation> {
         params.validate()?;
         let limit = self.config().text.max_position_embeddings;
         if ids.is_empty() {
@@ -153,13 +185,9 @@ impl Model {
         if ids.len() >= limit {
             return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
         }
-        let start = Instant::now();
-        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: images.len(), ..Default::default() };
+        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: pixels.len(), ..Default::default() };
 
-        let feats = images
-            .iter()
-            .map(|img| self.image_features(&self.preprocess(img)?))
-            .collect::<Result<Vec<_>>>()?;
+        let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
         stats.image_encode_ms = ms(start);
 
         let prefill_start = Instant::now();
@@ -213,7 +241,7 @@ impl Model {
             if tokens.is_empty() {
                 stats.time_to_first_token_ms = ms(start);
             }
-            if stops.contains(&next) || next == 1 {
+            if !params.ignore_eos && stops.contains(&next) {
                 break StopReason::EndOfTurn;
             }
             tokens.push(next);

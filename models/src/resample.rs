@@ -139,45 +139,68 @@ fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes an interleaved 8-bit image (`channels` per pixel) like Pillow.
+/// Resizes an interleaved 8-bit image (`channels` per pixel) like Pillow 13.
 pub fn resize_u8(src: &[u8], width: usize, height: usize, channels: usize, out_w: usize, out_h: usize, filter: Filter) -> Vec<u8> {
+    // Pillow 13 runs the vertical pass first when the height shrinks by more
+    // than twice as many pixels as the width (older Pillow: always horizontal
+    // first). The 8-bit rounding between passes makes the order visible.
+    let (dh, dw) = (height as i64 - out_h as i64, width as i64 - out_w as i64);
+    let vertical_first = dh > 0 && dh > 2 * dw;
     let mut data = src.to_vec();
-    let (mut w, h) = (width, height);
-    if out_w != w {
-        let c = coefficients(w, out_w, filter);
-        let mut out = vec![0u8; out_w * h * channels];
-        for y in 0..h {
-            let row = &data[y * w * channels..(y + 1) * w * channels];
-            for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
-                let k = &c.weights[xx * c.ksize..xx * c.ksize + n];
-                for ch in 0..channels {
-                    let mut acc: i64 = 1 << (PRECISION_BITS - 1);
-                    for (x, &kw) in k.iter().enumerate() {
-                        acc += row[(xmin + x) * channels + ch] as i64 * kw as i64;
-                    }
-                    out[(y * out_w + xx) * channels + ch] = clip8(acc);
-                }
-            }
+    let mut w = width;
+    if vertical_first {
+        if out_h != height {
+            data = vertical_pass(&data, w, height, channels, out_h, filter);
         }
-        data = out;
-        w = out_w;
-    }
-    if out_h != h {
-        let c = coefficients(h, out_h, filter);
-        let mut out = vec![0u8; w * out_h * channels];
-        for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
-            let k = &c.weights[yy * c.ksize..yy * c.ksize + n];
-            for x in 0..w * channels {
-                let mut acc: i64 = 1 << (PRECISION_BITS - 1);
-                for (y, &kw) in k.iter().enumerate() {
-                    acc += data[(ymin + y) * w * channels + x] as i64 * kw as i64;
-                }
-                out[yy * w * channels + x] = clip8(acc);
-            }
+        if out_w != width {
+            data = horizontal_pass(&data, w, out_h, channels, out_w, filter);
         }
-        data = out;
+    } else {
+        if out_w != width {
+            data = horizontal_pass(&data, w, height, channels, out_w, filter);
+            w = out_w;
+        }
+        if out_h != height {
+            data = vertical_pass(&data, w, height, channels, out_h, filter);
+        }
     }
     data
+}
+
+fn horizontal_pass(data: &[u8], w: usize, h: usize, channels: usize, out_w: usize, filter: Filter) -> Vec<u8> {
+    let c = coefficients(w, out_w, filter);
+    let mut out = vec![0u8; out_w * h * channels];
+    for y in 0..h {
+        let row = &data[y * w * channels..(y + 1) * w * channels];
+        for (xx, &(xmin, n)) in c.bounds.iter().enumerate() {
+            let k = &c.weights[xx * c.ksize..xx * c.ksize + n];
+            for ch in 0..channels {
+                let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+                for (x, &kw) in k.iter().enumerate() {
+                    acc += row[(xmin + x) * channels + ch] as i64 * kw as i64;
+                }
+                out[(y * out_w + xx) * channels + ch] = clip8(acc);
+            }
+        }
+    }
+    out
+}
+
+fn vertical_pass(data: &[u8], w: usize, h: usize, channels: usize, out_h: usize, filter: Filter) -> Vec<u8> {
+    let c = coefficients(h, out_h, filter);
+    let stride = w * channels;
+    let mut out = vec![0u8; stride * out_h];
+    for (yy, &(ymin, n)) in c.bounds.iter().enumerate() {
+        let k = &c.weights[yy * c.ksize..yy * c.ksize + n];
+        for x in 0..stride {
+            let mut acc: i64 = 1 << (PRECISION_BITS - 1);
+            for (y, &kw) in k.iter().enumerate() {
+                acc += data[(ymin + y) * stride + x] as i64 * kw as i64;
+            }
+            out[yy * stride + x] = clip8(acc);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::error::{ModelError, Result};
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
     bos_id: Option<u32>,
+    bos_text: String,
     add_bos: bool,
     path: PathBuf,
 }
@@ -27,12 +28,12 @@ impl TextTokenizer {
             .and_then(|c| special_token_text(&c["bos_token"]))
             .unwrap_or_else(|| "<bos>".to_owned());
         let bos_id = inner.token_to_id(&bos_text);
-        Ok(Self { inner, bos_id, add_bos, path })
+        Ok(Self { inner, bos_id, bos_text, add_bos, path })
     }
 
     pub fn from_tokenizer(inner: tokenizers::Tokenizer, bos_text: &str, add_bos: bool) -> Self {
         let bos_id = inner.token_to_id(bos_text);
-        Self { inner, bos_id, add_bos, path: PathBuf::new() }
+        Self { inner, bos_id, bos_text: bos_text.to_owned(), add_bos, path: PathBuf::new() }
     }
 
     /// Token ids of `text`; special tokens written in it (`<start_of_turn>`)
@@ -56,6 +57,11 @@ impl TextTokenizer {
         self.inner
             .decode(ids, false)
             .map_err(|e| ModelError::Tokenizer { path: self.path.clone(), reason: e.to_string() })
+    }
+
+    /// The BOS token as text (what chat templates write as `bos_token`).
+    pub fn bos_text(&self) -> &str {
+        &self.bos_text
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {

@@ -1,6 +1,6 @@
-//! Who may attend to whom: causal, limited to the window on sliding layers,
-//! and bidirectional among the soft tokens of the same image (as the reference
-//! does in prefill; begin/end-of-image tokens are ordinary text).
+//! Who may attend to whom: causal, and bidirectional among the soft tokens of
+//! the same image (as the reference does in prefill; begin/end-of-image tokens
+//! are ordinary text); on sliding layers, never further back than the window.
 
 use candle_core::{Device, Tensor};
 
@@ -24,10 +24,12 @@ pub struct AttentionMask {
 }
 
 impl AttentionMask {
+    /// As the reference: (causal, or both soft tokens of the same image), and
+    /// on sliding layers the key no further back than the window.
     pub fn allowed(&self, kinds: &[TokenKind], q: usize, k: usize) -> bool {
-        let causal = k <= q && self.window.is_none_or(|w| q - k < w);
         let same_image = matches!((kinds[q], kinds[k]), (TokenKind::Image(a), TokenKind::Image(b)) if a == b);
-        causal || same_image
+        let in_window = self.window.is_none_or(|w| k > q || q - k < w);
+        (k <= q || same_image) && in_window
     }
 
     /// The additive mask [queries, keys] (0 or −∞), or None when every key is allowed.
@@ -86,6 +88,13 @@ mod tests {
         let kinds = [Text; 6];
         let m = AttentionMask { query_start: 5, queries: 1, key_start: 2, window: Some(3) };
         assert_eq!(grid(&m, &kinds), [".xxx"]);
+    }
+
+    #[test]
+    fn the_window_also_limits_a_long_image() {
+        let kinds = [Image(0); 4];
+        let m = AttentionMask { query_start: 0, queries: 4, key_start: 0, window: Some(2) };
+        assert_eq!(grid(&m, &kinds), ["xxxx", "xxxx", ".xxx", "..xx"]);
     }
 
     #[test]

@@ -1,0 +1,257 @@
+//! Numerical parity with the reference implementation (Hugging Face
+//! transformers, float32) on a tiny random Gemma 3 multimodal model saved in
+//! the real checkpoint layout: tests/fixtures/tiny-gemma3 (see its README).
+//! Loaded through the same public API as a real model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use candle_core::{Device, IndexOp, Tensor};
+use medgemma_models::gemma3::TokenKind;
+use medgemma_models::{Content, GenerationParams, Message, Model, Role};
+use serde_json::Value;
+
+const LOGIT_TOLERANCE: f32 = 1e-4;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3")
+}
+
+struct Fixture {
+    model: Model,
+    cases: Vec<Value>,
+    tensors: HashMap<String, Tensor>,
+}
+
+fn load() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = fixture();
+        let model = Model::load_on(&dir.join("model"), &Device::Cpu, candle_core::DType::F32).expect("the tiny model loads");
+        let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected/cases.json")).unwrap()).unwrap();
+        let tensors = candle_core::safetensors::load(dir.join("expected/tensors.safetensors"), &Device::Cpu).unwrap();
+        Fixture { model, cases: cases["cases"].as_array().unwrap().clone(), tensors }
+    })
+}
+
+fn case(name: &str) -> &'static Value {
+    load().cases.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no case {name}"))
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+fn tensor(name: &str) -> &'static Tensor {
+    load().tensors.get(name).unwrap_or_else(|| panic!("no tensor {name}"))
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// The reference's preprocessed pixels of a case, one [3, S, S] per image.
+fn reference_pixels(name: &str) -> Vec<Tensor> {
+    let c = case(name);
+    let n = c["images"].as_array().unwrap().len();
+    (0..n).map(|i| tensor(&format!("{name}.pixel_values")).i(i).unwrap()).collect()
+}
+
+fn messages(c: &Value) -> Vec<Message> {
+    c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let role = match m["role"].as_str().unwrap() {
+                "system" => Role::System,
+                "user" => Role::User,
+                _ => Role::Assistant,
+            };
+            let content = m["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| match p["type"].as_str().unwrap() {
+                    "image" => Content::Image,
+                    _ => Content::Text(p["text"].as_str().unwrap().to_owned()),
+                })
+                .collect();
+            Message { role, content }
+        })
+        .collect()
+}
+
+const CHAT_CASES: &[&str] = &["text_only", "one_image", "two_images", "long_text", "long_with_image", "rgba_image", "multi_turn"];
+const ALL_CASES: &[&str] = &["text_only", "one_image", "two_images", "long_text", "long_with_image", "rgba_image", "multi_turn", "raw_text"];
+
+#[test]
+fn chat_template_and_tokenizer_give_the_reference_ids() {
+    let model = &load().model;
+    for name in CHAT_CASES {
+        let c = case(name);
+        assert_eq!(model.render_prompt(&messages(c)).unwrap(), c["expanded_text"].as_str().unwrap(), "{name}: prompt text");
+        assert_eq!(model.encode_conversation(&messages(c)).unwrap(), ids(&c["input_ids"]), "{name}: token ids");
+    }
+    let raw = case("raw_text");
+    assert_eq!(model.encode_raw(raw["prompt_text"].as_str().unwrap()).unwrap(), ids(&raw["input_ids"]));
+}
+
+#[test]
+fn preprocessed_pixels_equal_the_reference() {
+    let model = &load().model;
+    for name in ["one_image", "two_images", "long_with_image", "rgba_image"] {
+        let c = case(name);
+        for (i, file) in c["images"].as_array().unwrap().iter().enumerate() {
+            let file = file.as_str().unwrap();
+            let img = medgemma_models::open_image(&fixture().join("images").join(file)).unwrap();
+            let ours = model.preprocess(&img).unwrap();
+            let want = tensor(&format!("{name}.pixel_values")).i(i).unwrap();
+            let diff = max_abs_diff(&ours, &want);
+            // One 8-bit level is 2/255 after normalisation. PNGs decode to the
+            // same bytes as Pillow, so they must match exactly; a JPEG may be
+            // decoded by a different IDCT (zune-jpeg vs libjpeg-turbo).
+            let limit = if file.ends_with(".jpg") { 2.0 / 255.0 * 3.0 + 1e-6 } else { 1e-6 };
+            assert!(diff <= limit, "{name} image {file}: max |Δpixel| = {diff}");
+        }
+    }
+}
+
+#[test]
+fn image_features_match_after_the_projector() {
+    let model = &load().model;
+    for name in ["one_image", "two_images", "long_with_image", "rgba_image", "multi_turn"] {
+        for (i, px) in reference_pixels(name).iter().enumerate() {
+            let ours = model.image_features(px).unwrap();
+            let want = tensor(&format!("{name}.image_features")).i(i).unwrap();
+            let diff = max_abs_diff(&ours, &want);
+            assert!(diff <= LOGIT_TOLERANCE, "{name} image {i}: max |Δfeature| = {diff}");
+        }
+    }
+}
+
+#[test]
+fn logits_at_every_position_match_within_1e_4() {
+    let model = &load().model;
+    for name in ALL_CASES {
+        let c = case(name);
+        let logits = model.prompt_logits(&ids(&c["input_ids"]), &reference_pixels(name)).unwrap();
+        let diff = max_abs_diff(&logits, tensor(&format!("{name}.logits")));
+        assert!(diff <= LOGIT_TOLERANCE, "{name}: max |Δlogit| = {diff}");
+    }
+}
+
+#[test]
+fn logits_do_not_depend_on_the_prefill_chunk_size() {
+    // Chunks of 5 tokens split the long prompts across the sliding window but
+    // never split an image's soft tokens.
+    let model = &load().model;
+    for name in ["long_text", "long_with_image", "two_images"] {
+        let c = case(name);
+        let input = ids(&c["input_ids"]);
+        let feats: Vec<Tensor> = reference_pixels(name).iter().map(|p| model.image_features(p).unwrap()).collect();
+        let (embeds, kinds) = model.gemma.embed_prompt(&input, &feats, 0).unwrap();
+        let mut cache = model.gemma.text.new_cache();
+        let hidden = model.gemma.prefill(&embeds, &kinds, &mut cache, 5).unwrap();
+        let logits = model.gemma.text.logits(&hidden).unwrap();
+        let diff = max_abs_diff(&logits, tensor(&format!("{name}.logits")));
+        assert!(diff <= LOGIT_TOLERANCE, "{name}: chunked prefill max |Δlogit| = {diff}");
+        assert!(kinds.iter().any(|k| *k == TokenKind::Text));
+    }
+}
+
+#[test]
+fn greedy_generation_with_the_kv_cache_equals_the_reference() {
+    let model = &load().model;
+    for name in ALL_CASES {
+        let c = case(name);
+        let want = ids(&c["greedy_ids"]);
+        let params = GenerationParams { max_new_tokens: want.len(), ignore_eos: true, ..Default::default() };
+        let out = model
+            .generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false), Instant::now())
+            .unwrap();
+        assert_eq!(out.token_ids, want, "{name}: greedy tokens");
+    }
+}
+
+#[test]
+fn generation_stops_at_the_end_of_turn() {
+    // With stopping on, the output is the reference's greedy run cut before its first end token.
+    let model = &load().model;
+    let stops = &model.config().eos_token_ids;
+    for name in ALL_CASES {
+        let c = case(name);
+        let greedy = ids(&c["greedy_ids"]);
+        let cut: Vec<u32> = greedy.iter().copied().take_while(|t| !stops.contains(t)).collect();
+        let params = GenerationParams { max_new_tokens: greedy.len(), ..Default::default() };
+        let out = model
+            .generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false), Instant::now())
+            .unwrap();
+        assert_eq!(out.token_ids, cut, "{name}");
+        let expected_reason = if cut.len() < greedy.len() { "EndOfTurn" } else { "MaxTokens" };
+        assert_eq!(format!("{:?}", out.stop_reason), expected_reason, "{name}");
+    }
+}
+
+#[test]
+fn streamed_text_is_whole_characters_and_adds_up_to_the_answer() {
+    let model = &load().model;
+    let c = case("text_only");
+    let mut pieces = Vec::new();
+    let params = GenerationParams { max_new_tokens: 12, ignore_eos: true, ..Default::default() };
+    let out = model
+        .generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |p| pieces.push(p.to_owned()), &AtomicBool::new(false), Instant::now())
+        .unwrap();
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}') || out.text.contains('\u{FFFD}')));
+    let joined: String = pieces.concat();
+    assert!(out.text.starts_with(&joined), "{joined:?} vs {:?}", out.text);
+}
+
+#[test]
+fn cancel_stops_before_the_next_token() {
+    let model = &load().model;
+    let c = case("text_only");
+    let cancel = AtomicBool::new(false);
+    let mut seen = 0;
+    let params = GenerationParams { max_new_tokens: 12, ignore_eos: true, ..Default::default() };
+    let out = model
+        .generate_from_pixels(
+            &ids(&c["input_ids"]),
+            &[],
+            &params,
+            &mut |_| {
+                seen += 1;
+                if seen == 2 {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            },
+            &cancel,
+            Instant::now(),
+        )
+        .unwrap();
+    assert_eq!(format!("{:?}", out.stop_reason), "Cancelled");
+    // The flag was set while the second piece of text was delivered: at most
+    // one more token was being computed then, and none after it.
+    assert!(out.token_ids.len() <= ids(&c["greedy_ids"]).len());
+    let streamed_tokens_bound = out.token_ids.len();
+    assert!(streamed_tokens_bound >= 2);
+    let again = model
+        .generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |_| {}, &AtomicBool::new(true), Instant::now())
+        .unwrap();
+    assert!(again.token_ids.is_empty(), "a cancelled run must not produce tokens");
+}
+
+#[test]
+fn a_prompt_longer_than_the_context_is_refused_before_running() {
+    let model = &load().model;
+    let limit = model.config().text.max_position_embeddings;
+    let long = vec![300u32; limit + 1];
+    let err = model
+        .generate_from_pixels(&long, &[], &GenerationParams::default(), &mut |_| {}, &AtomicBool::new(false), Instant::now())
+        .unwrap_err();
+    assert!(err.to_string().contains(&format!("at most {limit}")), "{err}");
+}
