@@ -99,14 +99,19 @@ impl ChatTemplate {
 
     /// The prompt text for `messages`, ending with the model's turn opener.
     pub fn render(&self, messages: &[Message], bos_token: &str) -> Result<String> {
+        self.render_with(messages, bos_token, true)
+    }
+
+    /// As `render`; `add_generation_prompt` false leaves the model's turn unopened.
+    pub fn render_with(&self, messages: &[Message], bos_token: &str, add_generation_prompt: bool) -> Result<String> {
         match &self.source {
-            None => gemma3_turns(messages, bos_token),
-            Some(src) => render_jinja(src, messages, bos_token),
+            None => gemma3_turns(messages, bos_token, add_generation_prompt),
+            Some(src) => render_jinja(src, messages, bos_token, add_generation_prompt),
         }
     }
 }
 
-fn render_jinja(src: &str, messages: &[Message], bos_token: &str) -> Result<String> {
+fn render_jinja(src: &str, messages: &[Message], bos_token: &str, add_generation_prompt: bool) -> Result<String> {
     let mut env = minijinja::Environment::new();
     let syntax = minijinja::syntax::SyntaxConfig::builder()
         .trim_blocks(true)
@@ -125,14 +130,14 @@ fn render_jinja(src: &str, messages: &[Message], bos_token: &str) -> Result<Stri
         messages => minijinja::Value::from(minijinja::value::Serde(&msgs)),
         bos_token => bos_token,
         eos_token => "<eos>",
-        add_generation_prompt => true,
+        add_generation_prompt => add_generation_prompt,
     })
     .map_err(|e| ModelError::Template(e.to_string()))
 }
 
 /// The Gemma 3 turn format, for models that ship no template: a system prompt
 /// opens the first user turn; the assistant's role is called "model".
-fn gemma3_turns(messages: &[Message], bos_token: &str) -> Result<String> {
+fn gemma3_turns(messages: &[Message], bos_token: &str, add_generation_prompt: bool) -> Result<String> {
     let mut out = String::from(bos_token);
     let (prefix, rest) = match messages.first() {
         Some(m) if m.role == Role::System => (format!("{}\n\n", join_text(m)), &messages[1..]),
@@ -158,7 +163,9 @@ fn gemma3_turns(messages: &[Message], bos_token: &str) -> Result<String> {
         }
         out.push_str("<end_of_turn>\n");
     }
-    out.push_str("<start_of_turn>model\n");
+    if add_generation_prompt {
+        out.push_str("<start_of_turn>model\n");
+    }
     Ok(out)
 }
 

@@ -3,7 +3,9 @@
 
 use std::process::{Command, Output};
 
-fn medgemma_desk(args: &[&str]) -> Output {
+mod generate;
+
+pub(crate) fn medgemma_desk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))
         .args(args)
         .env_remove("DISPLAY")
@@ -13,15 +15,15 @@ fn medgemma_desk(args: &[&str]) -> Output {
         .expect("the app binary runs")
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn assert_one_line(text: &str) {
+pub(crate) fn assert_one_line(text: &str) {
     assert_eq!(text.trim_end().lines().count(), 1, "expected one line, got:\n{text}");
     assert!(!text.contains("panicked"), "a panic reached the user:\n{text}");
 }
@@ -88,6 +90,7 @@ fn unwritable_data_dir_says_so_in_one_line() {
 fn subcommands_run_without_a_display() {
     // No subcommand may need a window system; one not yet built says so.
     let out = medgemma_desk(&["sessions", "list"]);
+    // `sessions` arrives with the store; until then it says so in one line.
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_one_line(&err);

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 use crate::DataDir;
 
+mod generate;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "medgemma-desk",
@@ -44,7 +46,7 @@ pub enum Command {
     /// Render an image exactly as the viewer shows it, to a PNG file.
     Render(Pending),
     /// Run a model on a prompt (and images), streaming the text.
-    Generate(Pending),
+    Generate(generate::GenerateArgs),
     /// Draft a report for an image with a template, and keep the session.
     Draft(Pending),
     /// List, show, search, export, import or delete stored sessions.
@@ -101,6 +103,7 @@ fn execute(cli: Cli) -> Result<(), String> {
             let data_dir = DataDir::prepare(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
             crate::run_gui(data_dir).map_err(|e| e.to_string())
         }
+        Some(Command::Generate(args)) => generate::run(args),
         Some(command) => Err(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()
@@ -126,6 +129,17 @@ fn report_parse_error(err: clap::Error) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Limits the CPU threads the model runtime uses (its thread pool reads this
+/// before its first use, so call it before loading a model).
+pub(crate) fn set_cpu_threads(n: usize) -> Result<(), String> {
+    if n == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    // SAFETY: called on the main thread before any other thread is started.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    Ok(())
 }
 
 /// A panic is a bug, but the user still gets one line, not a trace.
