@@ -255,3 +255,41 @@ fn a_prompt_longer_than_the_context_is_refused_before_running() {
         .unwrap_err();
     assert!(err.to_string().contains(&format!("at most {limit}")), "{err}");
 }
+
+#[test]
+fn a_sharded_checkpoint_loads_to_the_same_model() {
+    // Split the fixture's weights over two shards with an index, as the Hub
+    // stores large models, and check the logits do not change.
+    let src = fixture().join("model");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_name().unwrap() != "model.safetensors" {
+            std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let all = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = all.keys().collect();
+    names.sort();
+    let (a, b) = names.split_at(names.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (file, part) in [("model-00001-of-00002.safetensors", a), ("model-00002-of-00002.safetensors", b)] {
+        let tensors: HashMap<String, Tensor> = part.iter().map(|n| ((*n).clone(), all[*n].clone())).collect();
+        candle_core::safetensors::save(&tensors, tmp.path().join(file)).unwrap();
+        for n in part.iter() {
+            map.insert((*n).clone(), Value::String(file.into()));
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(tmp.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+
+    let sharded = Model::load_on(tmp.path(), &Device::Cpu, candle_core::DType::F32).unwrap();
+    let c = case("one_image");
+    let logits = sharded.prompt_logits(&ids(&c["input_ids"]), &reference_pixels("one_image")).unwrap();
+    assert!(max_abs_diff(&logits, tensor("one_image.logits")) <= LOGIT_TOLERANCE);
+
+    // A missing shard is named before anything loads.
+    std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
+    let err = Model::load_on(tmp.path(), &Device::Cpu, candle_core::DType::F32).err().unwrap().to_string();
+    assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
+}

@@ -138,3 +138,18 @@ fn an_image_that_cannot_be_read_is_named() {
     assert_one_line(&err);
     assert!(err.contains("scan.png"), "{err}");
 }
+
+#[test]
+fn bench_reports_prefill_decode_and_memory_as_json() {
+    let image = fixture().join("images/grey.png").display().to_string();
+    let out = medgemma_desk(&[
+        "bench", "--model", &model(), "--prompt-tokens", "40", "--gen-tokens", "8", "--repetitions", "2", "--threads", "1", "--image", &image,
+        "--json",
+    ]);
+    let json = result(&out);
+    for key in ["prefill_tok_s", "decode_tok_s", "peak_rss_mb", "image_encode_ms"] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero: {json}");
+    }
+    assert_eq!(json["threads"], 1);
+    assert_eq!(json["prefill_runs_tok_s"].as_array().unwrap().len(), 2);
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::DataDir;
 
+mod bench;
 mod generate;
 
 #[derive(Debug, Parser)]
@@ -54,7 +55,7 @@ pub enum Command {
     /// List, import, verify or download models.
     Models(Pending),
     /// Measure model speed (prefill and decode tokens per second).
-    Bench(Pending),
+    Bench(bench::BenchArgs),
 }
 
 impl Command {
@@ -104,6 +105,7 @@ fn execute(cli: Cli) -> Result<(), String> {
             crate::run_gui(data_dir).map_err(|e| e.to_string())
         }
         Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         Some(command) => Err(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()
