@@ -21,6 +21,9 @@ RUSTFLAGS ?= -C target-cpu=native
 export RUSTFLAGS
 BUNDLE_RUSTFLAGS ?= -C target-cpu=x86-64-v3
 BIN := target/release/medgemma-desk
+# Downloads, Python environments and benchmark models live outside the repository.
+CACHE ?= $(HOME)/.cache/medgemma-desk
+export MEDGEMMA_CACHE := $(CACHE)
 TAURI_DRIVER_VERSION := 2.1.0
 NODE_MIN := 20.19
 
@@ -111,8 +114,26 @@ bundle: deps ui
 	@cd ui && RUSTFLAGS='$(BUNDLE_RUSTFLAGS)' CARGO_TARGET_DIR=../target/bundle npx tauri build --bundles deb
 	@ls -l target/bundle/release/bundle/deb/*.deb
 
-fixtures:
-	@echo "==> No fixtures to generate yet"
+# Python environments for the reference implementations (pinned versions).
+$(CACHE)/venv-fixtures/.installed: tests/fixtures/tiny-gemma3/requirements.txt
+	@echo "==> Creating the transformers/torch environment in $(CACHE)/venv-fixtures (about 3 GB, once)"
+	@python3 -m venv $(CACHE)/venv-fixtures
+	@$(CACHE)/venv-fixtures/bin/pip install -q -r $<
+	@touch $@
+
+$(CACHE)/venv-dicom/.installed: tests/fixtures/dicom/requirements.txt
+	@echo "==> Creating the pydicom environment in $(CACHE)/venv-dicom (once)"
+	@python3 -m venv $(CACHE)/venv-dicom
+	@$(CACHE)/venv-dicom/bin/pip install -q -r $<
+	@touch $@
+
+fixtures: $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
+	@echo "==> Regenerating the tiny Gemma 3 model and its transformers reference (tests/fixtures/tiny-gemma3)"
+	@$(CACHE)/venv-fixtures/bin/python tests/fixtures/tiny-gemma3/generate.py
+	@echo "==> Fetching the DICOM dev set and regenerating its pydicom reference (tests/fixtures/dicom)"
+	@tests/fixtures/dicom/fetch.sh --quiet >/dev/null
+	@$(CACHE)/venv-dicom/bin/python tests/fixtures/dicom/generate_expected.py
+	@git status --short tests/fixtures || true
 
 clean:
 	$(CARGO) clean
