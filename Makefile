@@ -106,8 +106,14 @@ test: deps-test ui
 	@$(CARGO) test --release --workspace --no-run --quiet
 	@tests/run.sh
 
-bench: build
-	@echo "==> No benchmarks yet: the imaging, runtime and store benchmarks arrive with their features"
+bench: build $(CACHE)/venv-fixtures/.installed
+	@echo "==> Benchmarks (this takes a while; keep the machine otherwise idle)"
+	@mkdir -p target/bench
+	@models/benches/vision.sh $(CACHE)/venv-fixtures/bin/python $(BIN) 2 5 > target/bench/vision.md
+	@{ echo "# Benchmarks"; echo; \
+	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."; \
+	  echo; cat target/bench/vision.md; } > docs/benchmarks.md
+	@echo "==> Wrote docs/benchmarks.md"
 
 bundle: deps ui
 	@echo "==> Building the .deb for the x86-64-v3 baseline (RUSTFLAGS='$(BUNDLE_RUSTFLAGS)')"

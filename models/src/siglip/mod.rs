@@ -19,6 +19,28 @@ struct EncoderLayer {
     fc2: Linear,
 }
 
+/// Softmax attention over all patches, computed for blocks of queries at a
+/// time: the full score matrix of a 4096-patch image is 1 GiB per layer, and
+/// allocating (and faulting in) it dominated the run time.
+fn attention_in_blocks(q: &Tensor, k_t: &Tensor, v: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    const BLOCK: usize = 512;
+    // Scaling the queries (n × d) costs far less than scaling the scores (n × n).
+    let q = (q * scale)?;
+    let n = q.dim(1)?;
+    if n <= BLOCK {
+        return softmax_f32(&q.matmul(k_t)?)?.matmul(v);
+    }
+    let mut outs = Vec::with_capacity(n.div_ceil(BLOCK));
+    let mut start = 0;
+    while start < n {
+        let len = BLOCK.min(n - start);
+        let qb = q.narrow(1, start, len)?;
+        outs.push(softmax_f32(&qb.matmul(k_t)?)?.matmul(v)?);
+        start += len;
+    }
+    Tensor::cat(&outs, 1)
+}
+
 pub struct VisionTower {
     cfg: VisionConfig,
     /// The patch convolution as a matrix [hidden, channels·patch·patch]: with
@@ -82,8 +104,7 @@ impl VisionTower {
             let q = split(layer.q.forward(&h)?)?;
             let k = split(layer.k.forward(&h)?)?;
             let v = split(layer.v.forward(&h)?)?;
-            let probs = softmax_f32(&(q.matmul(&k.t()?)? * scale)?)?;
-            let attn = probs.matmul(&v)?.transpose(0, 1)?.reshape((n, hd))?;
+            let attn = attention_in_blocks(&q, &k.t()?.contiguous()?, &v, scale)?.transpose(0, 1)?.reshape((n, hd))?;
             x = (x + layer.out.forward(&attn)?)?;
             let h = layer.ln2.forward(&x)?;
             let h = layer.fc2.forward(&layer.fc1.forward(&h)?.gelu()?)?;
