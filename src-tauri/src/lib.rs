@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod data_dir;
+pub mod imaging;
 mod window;
 
 pub use data_dir::{DataDir, DataDirError};

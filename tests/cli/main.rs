@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 mod generate;
+mod imaging;
 
 pub(crate) fn medgemma_desk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))

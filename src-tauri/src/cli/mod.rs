@@ -12,6 +12,8 @@ use crate::DataDir;
 
 mod bench;
 mod generate;
+mod info;
+mod render;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,9 +45,9 @@ pub struct Pending {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show an image's key DICOM tags, windows, frames and transfer syntax.
-    Info(Pending),
+    Info(info::InfoArgs),
     /// Render an image exactly as the viewer shows it, to a PNG file.
-    Render(Pending),
+    Render(render::RenderArgs),
     /// Run a model on a prompt (and images), streaming the text.
     Generate(generate::GenerateArgs),
     /// Draft a report for an image with a template, and keep the session.
@@ -106,6 +108,8 @@ fn execute(cli: Cli) -> Result<(), String> {
         }
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Info(args)) => info::run(args),
+        Some(Command::Render(args)) => render::run(args),
         Some(command) => Err(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()
