@@ -33,7 +33,7 @@ APT_TEST := xvfb xauth webkit2gtk-driver
 
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json
 
-.PHONY: help run build test bench bundle fixtures ui deps deps-test check-tools clean
+.PHONY: help run build test bench bench-report bundle fixtures ui deps deps-test check-tools clean
 
 help:
 	@echo "MedGemma Desk"
@@ -106,13 +106,18 @@ test: deps-test ui
 	@$(CARGO) test --release --workspace --no-run --quiet
 	@tests/run.sh
 
-bench: build $(CACHE)/venv-fixtures/.installed
+bench: build $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 	@echo "==> Benchmarks (this takes a while; keep the machine otherwise idle)"
 	@mkdir -p target/bench
+	@tests/fixtures/dicom/bench.sh $(CACHE)/venv-dicom/bin/python $(BIN) 5 > target/bench/imaging.md
 	@models/benches/vision.sh $(CACHE)/venv-fixtures/bin/python $(BIN) 2 5 > target/bench/vision.md
+	@$(MAKE) --no-print-directory bench-report
+
+# Assembles docs/benchmarks.md from the parts in target/bench/.
+bench-report:
 	@{ echo "# Benchmarks"; echo; \
-	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."; \
-	  echo; cat target/bench/vision.md; } > docs/benchmarks.md
+	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Local build with \`-C target-cpu=native\`."; \
+	  for part in target/bench/imaging.md target/bench/vision.md; do [ -f $$part ] && { echo; cat $$part; }; done; } > docs/benchmarks.md
 	@echo "==> Wrote docs/benchmarks.md"
 
 bundle: deps ui

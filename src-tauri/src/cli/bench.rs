@@ -1,6 +1,7 @@
 //! `medgemma-desk bench`: prefill and decode speed the way llama-bench
 //! measures it (a synthetic prompt of N tokens, then M generated tokens,
-//! median over R runs), plus the vision tower's image encode time.
+//! median over R runs), plus the vision tower's image encode time; and, with
+//! --dicom, opening and rendering images as the viewer does.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -13,8 +14,11 @@ use rand::{Rng, SeedableRng};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The model folder.
-    #[arg(long, value_name = "PATH")]
-    model: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "dicom")]
+    model: Option<PathBuf>,
+    /// Time opening and rendering this image file instead (repeatable).
+    #[arg(long, value_name = "FILE")]
+    dicom: Vec<PathBuf>,
     /// Tokens in the synthetic prompt.
     #[arg(long, default_value_t = 512, value_name = "N")]
     prompt_tokens: usize,
@@ -58,6 +62,30 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Open + default render of each file, median of `reps` runs (in-process).
+fn bench_images(files: &[PathBuf], reps: usize) -> Result<serde_json::Value, String> {
+    let mut out = Vec::new();
+    for f in files {
+        let mut runs = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            let study = crate::imaging::open(f).map_err(|e| e.to_string())?;
+            let (r, _) = study.images[0].render(0, None);
+            std::hint::black_box(&r);
+            runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let img = &crate::imaging::open(f).map_err(|e| e.to_string())?.images[0];
+        out.push(serde_json::json!({
+            "file": f.display().to_string(),
+            "size": [img.columns, img.rows],
+            "transfer_syntax": img.tags.transfer_syntax_name,
+            "open_render_ms": median(runs.clone()),
+            "runs_ms": runs,
+        }));
+    }
+    Ok(serde_json::json!({ "images": out, "repetitions": reps }))
+}
+
 pub fn run(args: BenchArgs) -> Result<(), String> {
     if let Some(n) = args.threads {
         crate::cli::set_cpu_threads(n)?;
@@ -65,9 +93,19 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if args.repetitions == 0 || args.prompt_tokens == 0 {
         return Err("--repetitions and --prompt-tokens must be at least 1".into());
     }
+    let Some(model_dir) = args.model.clone() else {
+        let result = bench_images(&args.dicom, args.repetitions)?;
+        for img in result["images"].as_array().into_iter().flatten() {
+            println!("{}: open + render {:.0} ms (median of {})", img["file"].as_str().unwrap_or(""), img["open_render_ms"].as_f64().unwrap_or(0.0), args.repetitions);
+        }
+        if args.json {
+            println!("{result}");
+        }
+        return Ok(());
+    };
     let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
     let load_start = Instant::now();
-    let model = Model::load(&args.model, device).map_err(|e| e.to_string())?;
+    let model = Model::load(&model_dir, device).map_err(|e| e.to_string())?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     let vocab = model.config().text.vocab_size as u32;
     let limit = model.config().text.max_position_embeddings;
@@ -107,7 +145,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let result = serde_json::json!({
-        "model": args.model.display().to_string(),
+        "model": model_dir.display().to_string(),
         "device": format!("{:?}", model.device()),
         "threads": threads,
         "prompt_tokens": args.prompt_tokens,
