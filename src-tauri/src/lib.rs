@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod data_dir;
 pub mod imaging;
+pub mod reading;
 mod window;
 
 pub use data_dir::{DataDir, DataDirError};
@@ -15,9 +16,10 @@ pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const APP_NAME: &str = "MedGemma Desk";
 
 /// What the running app shares with its commands.
-#[derive(Debug)]
 pub struct AppState {
     pub data_dir: DataDir,
+    /// The study on screen.
+    pub reading: reading::Reading,
 }
 
 /// Why the window could not be opened.
@@ -35,16 +37,20 @@ pub enum GuiError {
 /// Adds the app's state, commands and plugins to a builder of any Tauri
 /// runtime: the real one, or `tauri::test::mock_builder()` in unit tests.
 pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, state: AppState) -> tauri::Builder<R> {
-    builder.manage(state).invoke_handler(commands::handler())
+    builder.manage(state).invoke_handler(commands::handler()).on_window_event(window::on_event)
 }
 
-/// Opens the main window and runs until it is closed.
-pub fn run_gui(data_dir: DataDir) -> Result<(), GuiError> {
+/// Opens the main window (with `paths` loaded, if any) and runs until it is closed.
+pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), GuiError> {
     window::ensure_display()?;
     let webview_dir = data_dir.webview();
-    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir })
+    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default() })
+        .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             window::open_main(app.handle(), webview_dir)?;
+            if !paths.is_empty() {
+                commands::imaging::open_in_background(app.handle(), paths);
+            }
             Ok(())
         })
         .run(tauri::generate_context!())?;

@@ -3,7 +3,12 @@
 
 use std::path::PathBuf;
 
+use tauri::{DragDropEvent, Emitter, Manager, WindowEvent};
+
 use crate::{GuiError, APP_NAME};
+
+/// Event telling the UI whether files are being dragged over the window.
+pub const DROP_HOVER: &str = "drop-hover";
 
 /// The label the capabilities in `capabilities/` grant permissions to.
 pub const MAIN_WINDOW: &str = "main";
@@ -27,4 +32,24 @@ pub fn open_main<R: tauri::Runtime>(app: &tauri::AppHandle<R>, webview_dir: Path
         .data_directory(webview_dir)
         .build()?;
     Ok(())
+}
+
+/// Files dropped on the window are opened by Rust (their bytes never cross
+/// IPC); the UI only hears that the study changed.
+pub fn on_event<R: tauri::Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
+    if let WindowEvent::DragDrop(drop) = event {
+        match drop {
+            DragDropEvent::Enter { .. } | DragDropEvent::Over { .. } => {
+                let _ = window.emit(DROP_HOVER, true);
+            }
+            DragDropEvent::Leave => {
+                let _ = window.emit(DROP_HOVER, false);
+            }
+            DragDropEvent::Drop { paths, .. } => {
+                let _ = window.emit(DROP_HOVER, false);
+                crate::commands::imaging::open_in_background(window.app_handle(), paths.clone());
+            }
+            _ => {}
+        }
+    }
 }

@@ -89,14 +89,21 @@ pub struct App {
 
 impl App {
     pub async fn launch() -> Self {
+        Self::launch_with(&[]).await
+    }
+
+    /// Launches the app with extra command-line arguments (files to open).
+    pub async fn launch_with(extra: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let driver = Driver::start();
+        let mut args = vec!["--data-dir".to_string(), data_dir.path().display().to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "tauri:options".into(),
             json!({
                 "application": app_binary(),
-                "args": ["--data-dir", data_dir.path()],
+                "args": args,
             }),
         );
         caps.insert("browserName".into(), json!("wry"));
@@ -106,6 +113,19 @@ impl App {
             .await
             .expect("could not start the app through tauri-driver");
         Self { client, data_dir, _driver: driver }
+    }
+
+    /// Waits until the element's text contains `needle`; returns the text.
+    pub async fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text_of(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{css} shows {text:?}, never {needle:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits for an element and returns its text.

@@ -4,4 +4,5 @@
 //! them with `--ignored` under xvfb-run.
 
 mod harness;
+mod viewer;
 mod window;

@@ -22,13 +22,18 @@ mod render;
     about = "MedGemma Desk: draft chest X-ray reports with MedGemma, offline, on this computer.",
     long_about = "MedGemma Desk: draft chest X-ray reports with MedGemma, offline, on this computer.\n\n\
                   With no subcommand the app window opens. The subcommands run without a window.",
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Folder for the app's data (sessions, images, models, settings).
     /// Default: the platform's app data folder.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Images to open in the window (DICOM, PNG, JPEG, or a folder of DICOM files).
+    #[arg(value_name = "FILE")]
+    pub paths: Vec<PathBuf>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -93,27 +98,47 @@ where
     };
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(Failure::Usage(message)) => {
+            eprintln!("medgemma-desk: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(message)) => {
             eprintln!("medgemma-desk: {message}");
             ExitCode::from(1)
         }
     }
 }
 
-fn execute(cli: Cli) -> Result<(), String> {
+/// How a command ended badly: a wrong command line (exit 2) or a failure (exit 1).
+enum Failure {
+    Usage(String),
+    Failed(String),
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure::Failed(s)
+    }
+}
+
+fn execute(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         None => {
+            // A bare word that names no file is a mistyped subcommand, not an image.
+            if let Some(p) = cli.paths.iter().find(|p| !p.exists() && !p.to_string_lossy().contains(['/', '.', '\\'])) {
+                return Err(Failure::Usage(format!("unrecognized subcommand '{}' (see medgemma-desk --help)", p.display())));
+            }
             let data_dir = DataDir::prepare(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
-            crate::run_gui(data_dir).map_err(|e| e.to_string())
+            Ok(crate::run_gui(data_dir, cli.paths).map_err(|e| e.to_string())?)
         }
-        Some(Command::Generate(args)) => generate::run(args),
-        Some(Command::Bench(args)) => bench::run(args),
-        Some(Command::Info(args)) => info::run(args),
-        Some(Command::Render(args)) => render::run(args),
-        Some(command) => Err(format!(
+        Some(Command::Generate(args)) => Ok(generate::run(args)?),
+        Some(Command::Bench(args)) => Ok(bench::run(args)?),
+        Some(Command::Info(args)) => Ok(info::run(args)?),
+        Some(Command::Render(args)) => Ok(render::run(args)?),
+        Some(command) => Err(Failure::Failed(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()
-        )),
+        ))),
     }
 }
 

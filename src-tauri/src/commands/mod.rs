@@ -2,13 +2,27 @@
 //! validate, call a service, map errors to `{ kind, message }`.
 
 mod app;
+pub mod imaging;
 mod names;
 
-pub use names::COMMAND_NAMES;
+pub use names::{COMMAND_NAMES, CORE_PERMISSIONS};
+
+/// An error as the UI receives it: a stable kind and a sentence for the user.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandError {
+    pub kind: String,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self { kind: "internal".into(), message: message.into() }
+    }
+}
 
 /// The handler with every command; keep it in step with `names.rs`.
 pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![app::app_info]
+    tauri::generate_handler![app::app_info, imaging::reading_state, imaging::open_paths, imaging::open_dialog, imaging::frame_pixels]
 }
 
 #[cfg(test)]

@@ -1,4 +1,8 @@
 /// Every IPC command the app registers. build.rs declares these in the app
 /// manifest (one `allow-<name>` permission each); a unit test checks that the
 /// handler, this list and the capabilities agree.
-pub const COMMAND_NAMES: &[&str] = &["app_info"];
+pub const COMMAND_NAMES: &[&str] = &["app_info", "reading_state", "open_paths", "open_dialog", "frame_pixels"];
+
+/// Tauri core permissions the window needs beyond our commands: listening for
+/// the events the app emits (the study changed, a file hovers over the window).
+pub const CORE_PERMISSIONS: &[&str] = &["core:event:allow-listen", "core:event:allow-unlisten"];

@@ -1,0 +1,75 @@
+//! Opening images and fetching their pixels. Opening runs off the UI thread;
+//! pixels travel as raw bytes, never JSON arrays.
+
+use std::path::PathBuf;
+
+use tauri::{Emitter, Manager};
+
+use super::CommandError;
+use crate::reading::ReadingSnapshot;
+use crate::AppState;
+
+/// The event the UI listens to: the study on screen changed (or failed to).
+pub const READING_CHANGED: &str = "reading-changed";
+
+/// Opens paths off the UI thread and tells the window when done.
+pub fn open_in_background<R: tauri::Runtime>(app: &tauri::AppHandle<R>, paths: Vec<PathBuf>) {
+    let app = app.clone();
+    let _ = app.emit(READING_CHANGED, ());
+    tauri::async_runtime::spawn_blocking(move || {
+        app.state::<AppState>().reading.open(&paths);
+        let _ = app.emit(READING_CHANGED, ());
+    });
+}
+
+#[tauri::command]
+pub fn reading_state(state: tauri::State<'_, AppState>) -> ReadingSnapshot {
+    state.reading.snapshot()
+}
+
+#[tauri::command]
+pub async fn open_paths<R: tauri::Runtime>(app: tauri::AppHandle<R>, paths: Vec<String>) -> Result<ReadingSnapshot, CommandError> {
+    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
+        .await
+        .map_err(|e| CommandError::internal(e.to_string()))?;
+    let _ = app.emit(READING_CHANGED, ());
+    Ok(app.state::<AppState>().reading.snapshot())
+}
+
+/// The system's Open dialog (DICOM, PNG, JPEG), then the same opening path.
+#[tauri::command]
+pub async fn open_dialog<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<ReadingSnapshot, CommandError> {
+    use tauri_plugin_dialog::DialogExt;
+    let handle = app.clone();
+    let picked = tauri::async_runtime::spawn_blocking(move || {
+        handle
+            .dialog()
+            .file()
+            .set_title("Open a chest X-ray")
+            .add_filter("Images (DICOM, PNG, JPEG)", &["dcm", "dicom", "png", "jpg", "jpeg"])
+            .add_filter("All files", &["*"])
+            .blocking_pick_files()
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))?;
+    let paths: Vec<PathBuf> = picked.unwrap_or_default().into_iter().filter_map(|p| p.into_path().ok()).collect();
+    if !paths.is_empty() {
+        let handle = app.clone();
+        tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
+            .await
+            .map_err(|e| CommandError::internal(e.to_string()))?;
+        let _ = app.emit(READING_CHANGED, ());
+    }
+    Ok(app.state::<AppState>().reading.snapshot())
+}
+
+#[tauri::command]
+pub async fn frame_pixels<R: tauri::Runtime>(app: tauri::AppHandle<R>, image: usize, frame: usize) -> Result<tauri::ipc::Response, CommandError> {
+    let bytes = tauri::async_runtime::spawn_blocking(move || app.state::<AppState>().reading.frame_bytes(image, frame))
+        .await
+        .map_err(|e| CommandError::internal(e.to_string()))?
+        .map_err(|f| CommandError { kind: f.kind, message: f.message })?;
+    Ok(tauri::ipc::Response::new(bytes))
+}

@@ -1,0 +1,212 @@
+//! The study on screen: what was opened (from a drop, the Open dialog or the
+//! command line), or why it could not be. One place, so every way of opening
+//! goes through the same code and the UI reads one state.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::imaging::{self, lut::{VoiFunction, Voi, Window}, Image, KeyTags, Study};
+
+#[derive(Default)]
+pub struct Reading {
+    state: Mutex<ReadingState>,
+}
+
+#[derive(Default)]
+struct ReadingState {
+    study: Option<Study>,
+    /// Why the last open failed: the current study stays on screen.
+    error: Option<OpenFailure>,
+    loading: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenFailure {
+    pub kind: String,
+    pub message: String,
+}
+
+/// What the UI needs to show a study (pixels travel separately, as bytes).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StudyView {
+    pub source: String,
+    pub images: Vec<ImageView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageView {
+    pub file_name: String,
+    pub rows: u32,
+    pub columns: u32,
+    pub frames: usize,
+    /// "modality-f32": one little-endian f32 per pixel (window in the viewer);
+    /// "rgb8": three bytes per pixel, shown as they are.
+    pub pixel_format: &'static str,
+    pub monochrome1: bool,
+    pub windows: Vec<Window>,
+    pub default_window: ViewerWindow,
+    pub range: (f64, f64),
+    pub tags: KeyTags,
+}
+
+/// A window as the viewer's shader applies it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViewerWindow {
+    pub center: f64,
+    pub width: f64,
+    pub function: VoiFunction,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadingSnapshot {
+    pub study: Option<StudyView>,
+    pub error: Option<OpenFailure>,
+    pub loading: Option<String>,
+}
+
+fn viewer_window(img: &Image) -> ViewerWindow {
+    match img.default_voi(0) {
+        Voi::Window(w) => ViewerWindow {
+            center: w.center,
+            width: w.width,
+            function: w.function,
+            label: w.explanation.clone().unwrap_or_else(|| "DICOM window".into()),
+        },
+        Voi::MinMax { min, max } => ViewerWindow {
+            center: (min + max) / 2.0,
+            width: (max - min).max(1.0),
+            function: VoiFunction::LinearExact,
+            label: "full range".into(),
+        },
+        Voi::Table(t) => {
+            let (min, max) = img.modality_range(0);
+            ViewerWindow { center: (min + max) / 2.0, width: (max - min).max(1.0), function: VoiFunction::LinearExact, label: t.explanation.unwrap_or_else(|| "VOI LUT".into()) }
+        }
+    }
+}
+
+fn image_view(img: &Image) -> ImageView {
+    let monochrome = img.photometric.is_monochrome();
+    ImageView {
+        file_name: img.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        rows: img.rows,
+        columns: img.columns,
+        frames: img.frames.len(),
+        pixel_format: if monochrome { "modality-f32" } else { "rgb8" },
+        monochrome1: img.photometric == imaging::Photometric::Monochrome1,
+        windows: img.windows.clone(),
+        default_window: viewer_window(img),
+        range: if monochrome { img.modality_range(0) } else { (0.0, 255.0) },
+        tags: img.tags.clone(),
+    }
+}
+
+impl Reading {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadingState> {
+        // A panic while holding the lock leaves plain data behind: keep going.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> ReadingSnapshot {
+        let s = self.lock();
+        ReadingSnapshot {
+            study: s.study.as_ref().map(|st| StudyView { source: st.source.display().to_string(), images: st.images.iter().map(image_view).collect() }),
+            error: s.error.clone(),
+            loading: s.loading.clone(),
+        }
+    }
+
+    /// Opens `paths` (blocking: call off the UI thread). A folder or several
+    /// files become one study; on failure the current study stays.
+    pub fn open(&self, paths: &[PathBuf]) {
+        let Some(first) = paths.first() else { return };
+        self.lock().loading = Some(first.display().to_string());
+        let result = if paths.len() == 1 {
+            imaging::open(first)
+        } else {
+            let mut images = Vec::new();
+            let mut last_err = None;
+            for p in paths {
+                match imaging::open(p) {
+                    Ok(s) => images.extend(s.images),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            match (images.is_empty(), last_err) {
+                (true, Some(e)) => Err(e),
+                _ => Ok(Study { source: first.clone(), images }),
+            }
+        };
+        let mut s = self.lock();
+        s.loading = None;
+        match result {
+            Ok(study) => {
+                s.study = Some(study);
+                s.error = None;
+            }
+            Err(e) => s.error = Some(OpenFailure { kind: e.kind().into(), message: e.to_string() }),
+        }
+    }
+
+    /// Pixels of one frame as bytes (see `ImageView::pixel_format`).
+    pub fn frame_bytes(&self, image: usize, frame: usize) -> Result<Vec<u8>, OpenFailure> {
+        let s = self.lock();
+        let missing = || OpenFailure { kind: "no_image".into(), message: "no image is open".into() };
+        let img = s.study.as_ref().and_then(|st| st.images.get(image)).ok_or_else(missing)?;
+        let samples = img.frames.get(frame).ok_or_else(missing)?;
+        if img.photometric.is_monochrome() {
+            let mut out = Vec::with_capacity(samples.len() * 4);
+            for i in 0..samples.len() {
+                out.extend_from_slice(&(img.modality_lut.apply(samples.get(i)) as f32).to_le_bytes());
+            }
+            Ok(out)
+        } else {
+            Ok(img.render(frame, None).0.pixels)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(dir: &std::path::Path) -> PathBuf {
+        let p = dir.join("x.png");
+        image::GrayImage::from_fn(4, 3, |x, y| image::Luma([(x * 10 + y) as u8])).save(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn a_failed_open_keeps_the_study_on_screen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = Reading::default();
+        r.open(&[png(tmp.path())]);
+        assert!(r.snapshot().study.is_some());
+        let bad = tmp.path().join("bad.dcm");
+        std::fs::write(&bad, b"nonsense").unwrap();
+        r.open(&[bad]);
+        let snap = r.snapshot();
+        assert!(snap.study.is_some(), "the previous study stays");
+        assert!(snap.error.unwrap().message.contains("bad.dcm"));
+    }
+
+    #[test]
+    fn monochrome_frames_travel_as_f32_modality_values() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = Reading::default();
+        r.open(&[png(tmp.path())]);
+        let bytes = r.frame_bytes(0, 0).unwrap();
+        assert_eq!(bytes.len(), 4 * 3 * 4);
+        assert_eq!(f32::from_le_bytes(bytes[4..8].try_into().unwrap()), 10.0);
+        let v = r.snapshot().study.unwrap();
+        assert_eq!(v.images[0].pixel_format, "modality-f32");
+    }
+}

@@ -1,0 +1,60 @@
+//! Opening a real radiograph in the real window: the CR from the DICOM dev set
+//! (MONOCHROME1, 1760², window 550/1024 in the file), given on the command
+//! line as a file association launch does.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::harness::App;
+
+fn dev_set_file(rel: &str) -> PathBuf {
+    let fetch = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/dicom/fetch.sh");
+    let out = Command::new("bash").arg(fetch).arg("--quiet").output().expect("bash runs");
+    assert!(out.status.success(), "fetch.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap()).join(rel)
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_real_cr_opens_windowed_from_the_file_and_is_not_blank() {
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = App::launch_with(&[cr.to_str().unwrap()]).await;
+
+    // The overlay shows the DICOM window and that MONOCHROME1 is displayed inverted.
+    let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    assert!(overlay.contains("inverted"), "{overlay}");
+    let details = app.text_of("[data-testid=image-details]").await;
+    assert!(details.contains("CR") && details.contains("1760 × 1760"), "{details}");
+
+    // The canvas shows an image: its pixels vary (a blank canvas is one colour).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let canvas = app.client.find(fantoccini::Locator::Css("[data-testid=viewer-canvas]")).await.unwrap();
+    let png = canvas.screenshot().await.unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_luma8();
+    let (w, h) = img.dimensions();
+    let centre: Vec<f64> = img.enumerate_pixels().filter(|(x, y, _)| *x > w / 4 && *x < 3 * w / 4 && *y > h / 4 && *y < 3 * h / 4).map(|(_, _, p)| p.0[0] as f64).collect();
+    let mean = centre.iter().sum::<f64>() / centre.len() as f64;
+    let var = centre.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / centre.len() as f64;
+    assert!(var.sqrt() > 10.0, "the viewer looks blank: mean {mean:.1}, sd {:.1}", var.sqrt());
+    app.screenshot("viewer-cr").await;
+
+    // Invert from the toolbar: the overlay drops "inverted".
+    app.client.find(fantoccini::Locator::Css("button[title^='Invert']")).await.unwrap().click().await.unwrap();
+    let overlay = app.text_of("[data-testid=viewer-overlay]").await;
+    assert!(!overlay.contains("inverted"), "{overlay}");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_file_that_is_not_an_image_gets_a_message_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let notes = tmp.path().join("referral.txt");
+    std::fs::write(&notes, "Please review the chest film.").unwrap();
+    let app = App::launch_with(&[notes.to_str().unwrap()]).await;
+    let msg = app.wait_for_text("[data-testid=open-error]", "referral.txt").await;
+    assert!(msg.contains("Could not open"), "{msg}");
+    // The empty state is still there to try again.
+    assert_eq!(app.text_of("[data-testid=empty-state]").await, "Drop a chest X-ray here");
+    app.quit().await;
+}

@@ -1,0 +1,85 @@
+// The study on screen, as Rust keeps it: opened by drops, the Open dialog or
+// the command line. Pixels are fetched as raw bytes, never JSON arrays.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { toAppError } from "./ipc";
+
+export type VoiFunction = "LINEAR" | "LINEAR_EXACT" | "SIGMOID";
+
+export interface ViewerWindow {
+  center: number;
+  width: number;
+  function: VoiFunction;
+  label: string;
+}
+
+export interface DicomWindow {
+  center: number;
+  width: number;
+  function: VoiFunction;
+  explanation: string | null;
+}
+
+export interface KeyTags {
+  modality: string | null;
+  view_position: string | null;
+  body_part: string | null;
+  study_date: string | null;
+  series_description: string | null;
+  rows: number;
+  columns: number;
+  pixel_spacing_mm: [number, number] | null;
+  transfer_syntax: string | null;
+  transfer_syntax_name: string | null;
+  photometric_interpretation: string;
+  bits_allocated: number;
+  bits_stored: number;
+  signed: boolean;
+  frames: number;
+  manufacturer: string | null;
+}
+
+export interface ImageView {
+  fileName: string;
+  rows: number;
+  columns: number;
+  frames: number;
+  pixelFormat: "modality-f32" | "rgb8";
+  monochrome1: boolean;
+  windows: DicomWindow[];
+  defaultWindow: ViewerWindow;
+  range: [number, number];
+  tags: KeyTags;
+}
+
+export interface StudyView {
+  source: string;
+  images: ImageView[];
+}
+
+export interface ReadingSnapshot {
+  study: StudyView | null;
+  error: { kind: string; message: string } | null;
+  loading: string | null;
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+export const readingState = () => call<ReadingSnapshot>("reading_state");
+export const openDialog = () => call<ReadingSnapshot>("open_dialog");
+export const openPaths = (paths: string[]) => call<ReadingSnapshot>("open_paths", { paths });
+export const framePixels = (image: number, frame: number) => call<ArrayBuffer>("frame_pixels", { image, frame });
+
+export function onReadingChanged(cb: () => void): Promise<UnlistenFn> {
+  return listen("reading-changed", () => cb());
+}
+
+export function onDropHover(cb: (hovering: boolean) => void): Promise<UnlistenFn> {
+  return listen<boolean>("drop-hover", (e) => cb(e.payload));
+}
