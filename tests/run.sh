@@ -13,7 +13,7 @@ passed=0 failed=0 broken_steps=()
 # Vitest's "Tests  1 failed | 5 passed (6)" line.
 count() {
   local pf
-  pf=$(grep -E '^test result:|^\s+Tests\s' "$1" | awk '
+  pf=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^test result:|^\s+Tests\s' | awk '
     { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
     END { print p + 0, f + 0 }')
   passed=$(( passed + ${pf% *} ))

@@ -42,6 +42,13 @@ async fn a_real_cr_opens_windowed_from_the_file_and_is_not_blank() {
     app.client.find(fantoccini::Locator::Css("button[title^='Invert']")).await.unwrap().click().await.unwrap();
     let overlay = app.text_of("[data-testid=viewer-overlay]").await;
     assert!(!overlay.contains("inverted"), "{overlay}");
+
+    // Keyboard-first: I inverts again, 2 picks the next preset (Auto: the full range).
+    let body = app.client.find(fantoccini::Locator::Css("body")).await.unwrap();
+    body.send_keys("i").await.unwrap();
+    app.wait_for_text("[data-testid=viewer-overlay]", "inverted").await;
+    body.send_keys("2").await.unwrap();
+    app.wait_for_text("[data-testid=viewer-overlay]", "full range").await;
     app.quit().await;
 }
 

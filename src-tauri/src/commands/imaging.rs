@@ -27,15 +27,21 @@ pub fn reading_state(state: tauri::State<'_, AppState>) -> ReadingSnapshot {
     state.reading.snapshot()
 }
 
+/// Opens paths off the async workers, tells the window, returns the new state.
+async fn open_and_report<R: tauri::Runtime>(app: tauri::AppHandle<R>, paths: Vec<PathBuf>) -> Result<ReadingSnapshot, CommandError> {
+    if !paths.is_empty() {
+        let handle = app.clone();
+        tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
+            .await
+            .map_err(|e| CommandError::internal(e.to_string()))?;
+        let _ = app.emit(READING_CHANGED, ());
+    }
+    Ok(app.state::<AppState>().reading.snapshot())
+}
+
 #[tauri::command]
 pub async fn open_paths<R: tauri::Runtime>(app: tauri::AppHandle<R>, paths: Vec<String>) -> Result<ReadingSnapshot, CommandError> {
-    let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-    let handle = app.clone();
-    tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
-        .await
-        .map_err(|e| CommandError::internal(e.to_string()))?;
-    let _ = app.emit(READING_CHANGED, ());
-    Ok(app.state::<AppState>().reading.snapshot())
+    open_and_report(app, paths.into_iter().map(PathBuf::from).collect()).await
 }
 
 /// The system's Open dialog (DICOM, PNG, JPEG), then the same opening path.
@@ -55,14 +61,7 @@ pub async fn open_dialog<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<
     .await
     .map_err(|e| CommandError::internal(e.to_string()))?;
     let paths: Vec<PathBuf> = picked.unwrap_or_default().into_iter().filter_map(|p| p.into_path().ok()).collect();
-    if !paths.is_empty() {
-        let handle = app.clone();
-        tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
-            .await
-            .map_err(|e| CommandError::internal(e.to_string()))?;
-        let _ = app.emit(READING_CHANGED, ());
-    }
-    Ok(app.state::<AppState>().reading.snapshot())
+    open_and_report(app, paths).await
 }
 
 #[tauri::command]

@@ -109,18 +109,23 @@ pub fn decode_native(path: &Path, l: &Layout, bytes: &[u8], vr_is_ow: bool) -> R
     finish(path, l, frames)
 }
 
-/// Little-endian words of `bits` → samples, masked to `stored` bits or sign-extended.
+/// A stored value with the bits above Bits Stored masked off (unsigned) or
+/// sign-extended from bit Bits Stored − 1 (signed), as pydicom corrects them.
+#[inline]
+fn fit_to_bits(v: u32, stored: u16, signed: bool) -> i64 {
+    let shift = 32 - stored.clamp(1, 32) as u32;
+    if signed {
+        ((v << shift) as i32 >> shift) as i64
+    } else if stored >= 32 {
+        v as i64
+    } else {
+        (v & ((1u32 << stored) - 1)) as i64
+    }
+}
+
+/// Little-endian words of `bits` → samples, fitted to `stored` bits.
 fn unpack_le(b: &[u8], bits: u16, stored: u16, signed: bool) -> Samples {
-    let shift = 32 - stored as u32;
-    let fix = |v: u32| -> i64 {
-        if signed {
-            ((v << shift) as i32 >> shift) as i64
-        } else if stored >= 32 {
-            v as i64
-        } else {
-            (v & ((1u32 << stored) - 1)) as i64
-        }
-    };
+    let fix = |v: u32| fit_to_bits(v, stored, signed);
     match bits {
         8 => {
             if signed {
@@ -324,20 +329,8 @@ fn decode_jpeg(path: &Path, data: &[u8], l: &Layout) -> Result<Samples, ImagingE
 
 /// Applies Bits Stored and Pixel Representation to codec output.
 fn fix_bits(s: Samples, l: &Layout) -> Samples {
-    let stored = l.bits_stored as u32;
-    let shift = 32 - stored;
     let signed = l.signed;
-    let fix = |v: i64| -> i64 {
-        let u = v as u32;
-        if signed {
-            ((u << shift) as i32 >> shift) as i64
-        } else if stored >= 32 {
-            u as i64
-        } else {
-            (u & ((1u32 << stored) - 1)) as i64
-        }
-    };
-    let vals: Vec<i64> = (0..s.len()).map(|i| fix(s.get(i) as i64)).collect();
+    let vals: Vec<i64> = (0..s.len()).map(|i| fit_to_bits(s.get(i) as i64 as u32, l.bits_stored, signed)).collect();
     match (l.bits_allocated, signed) {
         (8, false) | (1, _) => Samples::U8(vals.into_iter().map(|v| v as u8).collect()),
         (8, true) | (16, true) => Samples::I16(vals.into_iter().map(|v| v as i16).collect()),
