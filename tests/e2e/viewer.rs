@@ -65,3 +65,53 @@ async fn a_file_that_is_not_an_image_gets_a_message_in_the_window() {
     assert_eq!(app.text_of("[data-testid=empty-state]").await, "Drop a chest X-ray here");
     app.quit().await;
 }
+
+fn xdotool(args: &[&str]) -> String {
+    let out = Command::new("xdotool").args(args).output().expect("xdotool is installed by `make test`");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, tauri-driver and xdotool: run by `make test` under Xvfb"]
+async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
+    use std::io::BufRead;
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCR.dcm");
+    let app = App::launch().await;
+    app.text_of("[data-testid=empty-state]").await;
+
+    // A GTK drag source (as a file manager is) in the screen's bottom-right corner.
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/drag_source.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(&source)
+        .args([cr.to_str().unwrap(), "1500", "900"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with GTK bindings is installed by `make test`");
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+
+    // Where the app's image area is on the screen.
+    let id = xdotool(&["search", "--name", "^MedGemma Desk$"]).lines().next().expect("the app window is on the display").to_owned();
+    let geo = xdotool(&["getwindowgeometry", "--shell", &id]);
+    let val = |k: &str| geo.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).and_then(|v| v.parse::<i64>().ok()).unwrap();
+    let (x, y, w, h) = (val("X"), val("Y"), val("WIDTH"), val("HEIGHT"));
+    let (tx, ty) = (x + 248 + (w - 248 - 380) / 2, y + h / 2);
+
+    // Press on the source, move across in steps (GTK starts a drag after a few pixels), release on the app.
+    xdotool(&["mousemove", "1540", "930", "mousedown", "1"]);
+    for i in 1..=20 {
+        let px = 1540 + (tx - 1540) * i / 20;
+        let py = 930 + (ty - 930) * i / 20;
+        xdotool(&["mousemove", &px.to_string(), &py.to_string()]);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    xdotool(&["mouseup", "1"]);
+
+    let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    assert!(overlay.contains("inverted"), "{overlay}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    app.quit().await;
+}
