@@ -6,6 +6,7 @@ pub mod commands;
 pub mod data_dir;
 pub mod imaging;
 pub mod reading;
+pub mod store;
 mod window;
 
 pub use data_dir::{DataDir, DataDirError};

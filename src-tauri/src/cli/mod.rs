@@ -14,6 +14,7 @@ mod bench;
 mod generate;
 mod info;
 mod render;
+mod sessions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,8 +58,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Draft a report for an image with a template, and keep the session.
     Draft(Pending),
-    /// List, show, search, export, import or delete stored sessions.
-    Sessions(Pending),
+    /// List, show, search or delete stored sessions.
+    Sessions(sessions::SessionsArgs),
     /// List, import, verify or download models.
     Models(Pending),
     /// Measure model speed (prefill and decode tokens per second).
@@ -135,6 +136,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         Some(Command::Bench(args)) => Ok(bench::run(args)?),
         Some(Command::Info(args)) => Ok(info::run(args)?),
         Some(Command::Render(args)) => Ok(render::run(args)?),
+        Some(Command::Sessions(args)) => Ok(sessions::run(args, cli.data_dir.as_deref())?),
         Some(command) => Err(Failure::Failed(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()
@@ -217,7 +219,7 @@ mod tests {
 
     #[test]
     fn data_dir_is_global() {
-        let cli = Cli::try_parse_from(["medgemma-desk", "sessions", "--data-dir", "/tmp/x"]).unwrap();
+        let cli = Cli::try_parse_from(["medgemma-desk", "sessions", "list", "--data-dir", "/tmp/x"]).unwrap();
         assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
     }
 

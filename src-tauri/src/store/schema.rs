@@ -1,0 +1,190 @@
+//! The store's schema as versioned migrations (`PRAGMA user_version` counts them).
+//! Migrations only ever get appended; an applied one is never edited.
+
+use rusqlite_migration::{Migrations, M};
+
+/// Version 1: the clinical domain, the audit log and the search index.
+///
+/// Decisions worth knowing:
+/// - `sessions.id` is AUTOINCREMENT so that a deleted session's number is never
+///   given to a new one (an ID in a note or a script must not change meaning).
+/// - Image bytes live in files under the data folder, named by their sha256,
+///   not as blobs: the DB stays small (fast backups, fast integrity checks),
+///   and the files are written once and never change.
+/// - `audit` has no foreign key to `sessions` and can be neither updated nor
+///   deleted from: deleting a session leaves its trail ("created", "edited",
+///   "deleted") but no clinical text, because `detail` only ever holds ids,
+///   field names and counts — never titles, notes or report text.
+/// - `search` is one FTS5 table over session titles, notes, drafts and reports.
+///   Its rowid encodes where a row came from (id * 4 + kind: 0 title, 1 notes,
+///   2 draft, 3 report), so the triggers that keep it in sync find rows by key.
+///   `secure-delete` makes FTS5 really remove a deleted row's terms.
+const V1: &str = r#"
+CREATE TABLE sessions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    title       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    status      TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'drafted', 'preliminary', 'final'))
+);
+CREATE INDEX sessions_by_created ON sessions (created_at DESC, id DESC);
+
+CREATE TABLE images (
+    sha256              TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    byte_size           INTEGER NOT NULL CHECK (byte_size >= 0),
+    stored_path         TEXT NOT NULL,
+    tags_json           TEXT NOT NULL DEFAULT '{}',
+    model_input_sha256  TEXT CHECK (model_input_sha256 IS NULL OR length(model_input_sha256) = 64)
+) WITHOUT ROWID;
+
+CREATE TABLE session_images (
+    session_id    INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    image_sha256  TEXT NOT NULL REFERENCES images (sha256),
+    position      INTEGER NOT NULL CHECK (position >= 0),
+    PRIMARY KEY (session_id, position)
+) WITHOUT ROWID;
+CREATE INDEX session_images_by_image ON session_images (image_sha256);
+
+CREATE TABLE notes (
+    session_id  INTEGER PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    indication  TEXT NOT NULL DEFAULT '',
+    history     TEXT NOT NULL DEFAULT '',
+    comparison  TEXT NOT NULL DEFAULT '',
+    free_text   TEXT NOT NULL DEFAULT '',
+    updated_at  TEXT NOT NULL
+);
+
+CREATE TABLE drafts (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id        INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    created_at        TEXT NOT NULL,
+    model_id          TEXT NOT NULL,
+    weights_sha256    TEXT NOT NULL,
+    quantization      TEXT NOT NULL,
+    device            TEXT NOT NULL,
+    app_version       TEXT NOT NULL,
+    prompt            TEXT NOT NULL,
+    params_json       TEXT NOT NULL,
+    seed              INTEGER NOT NULL,
+    prompt_tokens     INTEGER NOT NULL,
+    generated_tokens  INTEGER NOT NULL,
+    timings_json      TEXT NOT NULL,
+    stop_reason       TEXT NOT NULL,
+    text              TEXT NOT NULL
+);
+CREATE INDEX drafts_by_session ON drafts (session_id, id);
+
+CREATE TABLE reports (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id   INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    version      INTEGER NOT NULL CHECK (version >= 1),
+    text         TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('draft', 'preliminary', 'final')),
+    signed_at    TEXT,
+    created_at   TEXT NOT NULL,
+    addendum_of  INTEGER REFERENCES reports (id) ON DELETE CASCADE,
+    UNIQUE (session_id, version)
+);
+
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id  INTEGER,
+    at          TEXT NOT NULL,
+    event       TEXT NOT NULL
+                CHECK (event IN ('created', 'edited', 'drafted', 'signed', 'exported', 'imported', 'deleted')),
+    detail      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX audit_by_session ON audit (session_id, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE VIRTUAL TABLE search USING fts5 (
+    session_id UNINDEXED,
+    body,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO search (search, rank) VALUES ('secure-delete', 1);
+
+CREATE TRIGGER search_session_insert AFTER INSERT ON sessions BEGIN
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4, new.id, new.title);
+END;
+CREATE TRIGGER search_session_update AFTER UPDATE OF title ON sessions BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4;
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4, new.id, new.title);
+END;
+CREATE TRIGGER search_session_delete AFTER DELETE ON sessions BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4;
+END;
+
+CREATE TRIGGER search_notes_insert AFTER INSERT ON notes BEGIN
+    INSERT INTO search (rowid, session_id, body) VALUES (new.session_id * 4 + 1, new.session_id,
+        concat_ws(char(10), new.indication, new.history, new.comparison, new.free_text));
+END;
+CREATE TRIGGER search_notes_update AFTER UPDATE ON notes BEGIN
+    DELETE FROM search WHERE rowid = old.session_id * 4 + 1;
+    INSERT INTO search (rowid, session_id, body) VALUES (new.session_id * 4 + 1, new.session_id,
+        concat_ws(char(10), new.indication, new.history, new.comparison, new.free_text));
+END;
+CREATE TRIGGER search_notes_delete AFTER DELETE ON notes BEGIN
+    DELETE FROM search WHERE rowid = old.session_id * 4 + 1;
+END;
+
+CREATE TRIGGER search_draft_insert AFTER INSERT ON drafts BEGIN
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4 + 2, new.session_id, new.text);
+END;
+CREATE TRIGGER search_draft_update AFTER UPDATE OF text ON drafts BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4 + 2;
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4 + 2, new.session_id, new.text);
+END;
+CREATE TRIGGER search_draft_delete AFTER DELETE ON drafts BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4 + 2;
+END;
+
+CREATE TRIGGER search_report_insert AFTER INSERT ON reports BEGIN
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4 + 3, new.session_id, new.text);
+END;
+CREATE TRIGGER search_report_update AFTER UPDATE OF text ON reports BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4 + 3;
+    INSERT INTO search (rowid, session_id, body) VALUES (new.id * 4 + 3, new.session_id, new.text);
+END;
+CREATE TRIGGER search_report_delete AFTER DELETE ON reports BEGIN
+    DELETE FROM search WHERE rowid = old.id * 4 + 3;
+END;
+"#;
+
+/// Every migration, oldest first. Append; never edit or reorder.
+const ALL: &[M<'static>] = &[M::up(V1)];
+
+/// The schema version this build writes (the number of migrations).
+pub const LATEST: i64 = ALL.len() as i64;
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::from_slice(ALL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("the migrations apply to an empty database");
+    }
+
+    #[test]
+    fn migrates_up_from_empty() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, LATEST);
+        for table in ["sessions", "images", "session_images", "notes", "drafts", "reports", "audit", "search"] {
+            let n: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_schema WHERE name = ?1", [table], |r| r.get(0))
+                .unwrap();
+            assert_eq!(n, 1, "table {table} exists");
+        }
+    }
+}
