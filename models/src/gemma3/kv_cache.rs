@@ -15,8 +15,8 @@ pub struct LayerCache {
 }
 
 impl LayerCache {
-    /// The absolute position of the first key the next forward step sees.
-    pub fn start_after_append(&self, _new_tokens: usize) -> usize {
+    /// The absolute position of the first cached key (what the next step sees first).
+    pub fn start(&self) -> usize {
         self.start
     }
 

@@ -242,8 +242,7 @@ impl TextModel {
                 LayerType::Global => (&cos_g, &sin_g),
                 LayerType::Sliding => (&cos_l, &sin_l),
             };
-            let layer_cache = cache.layer_mut(i);
-            let key_start = layer_cache.start_after_append(t);
+            let key_start = cache.layer_mut(i).start();
             let window = match layer.kind {
                 LayerType::Sliding => Some(self.cfg.sliding_window),
                 LayerType::Global => None,
