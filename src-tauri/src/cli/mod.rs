@@ -24,7 +24,7 @@ mod sessions;
     long_about = "MedGemma Desk: draft chest X-ray reports with MedGemma, offline, on this computer.\n\n\
                   With no subcommand the app window opens. The subcommands run without a window.",
     disable_help_subcommand = true,
-    args_conflicts_with_subcommands = true
+    subcommand_precedence_over_arg = true
 )]
 pub struct Cli {
     /// Folder for the app's data (sessions, images, models, settings).
@@ -126,8 +126,15 @@ fn execute(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         None => {
             // A bare word that names no file is a mistyped subcommand, not an image.
-            if let Some(p) = cli.paths.iter().find(|p| !p.exists() && !p.to_string_lossy().contains(['/', '.', '\\'])) {
-                return Err(Failure::Usage(format!("unrecognized subcommand '{}' (see medgemma-desk --help)", p.display())));
+            if let Some(p) = cli
+                .paths
+                .iter()
+                .find(|p| !p.exists() && !p.to_string_lossy().contains(['/', '.', '\\']))
+            {
+                return Err(Failure::Usage(format!(
+                    "unrecognized subcommand '{}' (see medgemma-desk --help)",
+                    p.display()
+                )));
             }
             let data_dir = DataDir::prepare(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
             Ok(crate::run_gui(data_dir, cli.paths).map_err(|e| e.to_string())?)
@@ -156,7 +163,10 @@ fn report_parse_error(err: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = err.render().to_string();
-            let first = rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid command line");
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid command line");
             let first = first.trim_start_matches("error: ");
             eprintln!("medgemma-desk: {first} (see medgemma-desk --help)");
             ExitCode::from(2)
@@ -195,7 +205,10 @@ fn install_panic_message() {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("MEDGEMMA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 #[cfg(test)]
@@ -211,7 +224,9 @@ mod tests {
     #[test]
     fn help_lists_every_subcommand() {
         let help = Cli::command().render_long_help().to_string();
-        for sub in ["info", "render", "generate", "draft", "sessions", "models", "bench"] {
+        for sub in [
+            "info", "render", "generate", "draft", "sessions", "models", "bench",
+        ] {
             assert!(help.contains(sub), "--help lacks {sub}:\n{help}");
         }
         assert!(help.contains("--data-dir"));
@@ -219,8 +234,35 @@ mod tests {
 
     #[test]
     fn data_dir_is_global() {
-        let cli = Cli::try_parse_from(["medgemma-desk", "sessions", "list", "--data-dir", "/tmp/x"]).unwrap();
-        assert_eq!(cli.data_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        let cli =
+            Cli::try_parse_from(["medgemma-desk", "sessions", "list", "--data-dir", "/tmp/x"])
+                .unwrap();
+        assert_eq!(
+            cli.data_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/x"))
+        );
+    }
+
+    #[test]
+    fn data_dir_may_come_before_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["medgemma-desk", "--data-dir", "/tmp/x", "sessions", "list"])
+                .unwrap();
+        assert!(matches!(cli.command, Some(Command::Sessions(_))));
+        assert_eq!(
+            cli.data_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/x"))
+        );
+        let cli = Cli::try_parse_from([
+            "medgemma-desk",
+            "--data-dir",
+            "/tmp/x",
+            "chest.dcm",
+            "b.png",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.paths.len(), 2);
     }
 
     #[test]

@@ -1,11 +1,11 @@
-//! `medgemma-desk sessions …`: list, show, search and delete the stored
-//! sessions in the data folder, as text or JSON, without a window.
+//! `medgemma-desk sessions …`: list, show, search, export, import and delete
+//! the stored sessions in the data folder, as text or JSON, without a window.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::store::{SessionId, SessionSummary, Store};
+use crate::store::{BundleError, SessionId, SessionSummary, Store, StoreError};
 use crate::DataDir;
 
 #[derive(Debug, Args)]
@@ -38,6 +38,19 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
+    /// Write one session (notes, drafts, reports, original images) to a bundle file.
+    Export {
+        /// The session's number (see `sessions list`).
+        id: i64,
+        /// The bundle to write (conventionally ending in .mgdesk.json).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Import a session from a bundle made by `sessions export` (as a new session).
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+    },
     /// Delete a session and everything kept for it. This cannot be undone.
     Delete {
         /// The session's number (see `sessions list`).
@@ -47,15 +60,29 @@ enum Action {
 
 pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
     let data_dir = DataDir::prepare(data_dir).map_err(|e| e.to_string())?;
-    let mut store = Store::open(data_dir.path()).map_err(|e| e.to_string())?;
+    let (mut store, recovery) =
+        Store::open_or_recover(data_dir.path()).map_err(|e| e.to_string())?;
+    if let Some(recovery) = recovery {
+        eprintln!("medgemma-desk: {}", recovery.message());
+    }
     match args.action {
-        Action::List { json } => print_list(&store.list_sessions().map_err(|e| e.to_string())?, json),
-        Action::Search { text, json } => print_list(&store.search(&text).map_err(|e| e.to_string())?, json),
+        Action::List { json } => {
+            print_list(&store.list_sessions().map_err(|e| e.to_string())?, json)
+        }
+        Action::Search { text, json } => {
+            print_list(&store.search(&text).map_err(|e| e.to_string())?, json)
+        }
         Action::Show { id, json } => {
             let id = SessionId(id);
-            let detail = store.session(id).map_err(|e| e.to_string())?.ok_or_else(|| no_such(id))?;
+            let detail = store
+                .session(id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| no_such(id))?;
             if json {
-                println!("{}", serde_json::to_string(&detail).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&detail).map_err(|e| e.to_string())?
+                );
                 return Ok(());
             }
             let s = &detail.summary;
@@ -64,16 +91,22 @@ pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
             println!("  Created     {}", s.created_at);
             println!("  Updated     {}", s.updated_at);
             let n = &detail.notes;
-            for (label, text) in
-                [("Indication", &n.indication), ("History", &n.history), ("Comparison", &n.comparison), ("Notes", &n.free_text)]
-            {
+            for (label, text) in [
+                ("Indication", &n.indication),
+                ("History", &n.history),
+                ("Comparison", &n.comparison),
+                ("Notes", &n.free_text),
+            ] {
                 if !text.is_empty() {
                     println!("  {label:<11} {text}");
                 }
             }
             println!("  Images      {}", detail.images.len());
             for d in &detail.drafts {
-                println!("\nDraft {} ({}, {} on {}, {} tokens):", d.id, d.created_at, d.draft.model_id, d.draft.device, d.draft.generated_tokens);
+                println!(
+                    "\nDraft {} ({}, {} on {}, {} tokens):",
+                    d.id, d.created_at, d.draft.model_id, d.draft.device, d.draft.generated_tokens
+                );
                 println!("{}", d.draft.text);
             }
             for r in &detail.reports {
@@ -82,10 +115,25 @@ pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
             }
             Ok(())
         }
+        Action::Export { id, output } => {
+            store
+                .export_session(SessionId(id), &output)
+                .map_err(|e| match e {
+                    BundleError::Store(StoreError::NoSuchSession(id)) => no_such(id),
+                    other => other.to_string(),
+                })?;
+            println!("Exported session {id} to {}.", output.display());
+            Ok(())
+        }
+        Action::Import { file } => {
+            let id = store.import_session(&file).map_err(|e| e.to_string())?;
+            println!("Imported {} as session {id}.", file.display());
+            Ok(())
+        }
         Action::Delete { id } => {
             let id = SessionId(id);
             store.delete_session(id).map_err(|e| match e {
-                crate::store::StoreError::NoSuchSession(id) => no_such(id),
+                StoreError::NoSuchSession(id) => no_such(id),
                 other => other.to_string(),
             })?;
             println!("Deleted session {id}.");
@@ -100,14 +148,23 @@ fn no_such(id: SessionId) -> String {
 
 fn print_list(sessions: &[SessionSummary], json: bool) -> Result<(), String> {
     if json {
-        println!("{}", serde_json::to_string(sessions).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string(sessions).map_err(|e| e.to_string())?
+        );
         return Ok(());
     }
     if sessions.is_empty() {
         println!("No sessions.");
     }
     for s in sessions {
-        println!("{:>6}  {}  {:<11}  {}", s.id, s.created_at, s.status.as_str(), s.title);
+        println!(
+            "{:>6}  {}  {:<11}  {}",
+            s.id,
+            s.created_at,
+            s.status.as_str(),
+            s.title
+        );
     }
     Ok(())
 }

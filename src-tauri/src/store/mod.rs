@@ -6,12 +6,21 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+mod backup;
+mod bundle;
+mod images;
+mod reports;
 mod schema;
 mod sessions;
 mod timestamp;
 
+pub use backup::{backups, Recovery, BACKUPS_DIR, DAMAGED_DIR, KEEP_BACKUPS};
+pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
+pub use images::{is_sha256, sha256_hex, IMAGES_DIR};
+pub use reports::{SignError, SignOff};
 pub use sessions::{
-    Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionStatus, SessionSummary,
+    Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionStatus,
+    SessionSummary,
 };
 
 /// The store's file name inside the data folder.
@@ -27,8 +36,14 @@ pub enum StoreError {
         "the sessions store {path} was written by a newer version of MedGemma Desk \
          (schema {found}, this version knows up to {known}); update the app — nothing was changed"
     )]
-    TooNew { path: PathBuf, found: i64, known: i64 },
-    #[error("the sessions store {path} is damaged or is not a MedGemma Desk store; nothing was changed")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "the sessions store {path} is damaged or is not a MedGemma Desk store; nothing was changed"
+    )]
     Damaged { path: PathBuf },
     #[error("cannot open the sessions store {path}: {reason}")]
     Open { path: PathBuf, reason: String },
@@ -63,7 +78,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("data_dir", &self.data_dir).finish()
+        f.debug_struct("Store")
+            .field("data_dir", &self.data_dir)
+            .finish()
     }
 }
 
@@ -72,20 +89,41 @@ impl Store {
     /// up to date. A store from a newer app version is refused unchanged.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(FILE_NAME);
-        create_private_file(&path).map_err(|e| StoreError::Open { path: path.clone(), reason: e.to_string() })?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| open_error(&path, e))?;
-        configure(&conn, &path)?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| open_error(&path, e))?;
-        if found > schema::LATEST {
-            return Err(StoreError::TooNew { path, found, known: schema::LATEST });
-        }
-        schema::migrations().to_latest(&mut conn).map_err(|e| match e {
-            rusqlite_migration::Error::RusqliteError { err, .. } => open_error(&path, err),
-            other => StoreError::Open { path: path.clone(), reason: other.to_string() },
+        create_private_file(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
         })?;
-        Ok(Store { conn, data_dir: data_dir.to_path_buf() })
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(&path, e))?;
+        configure(&conn, &path)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| open_error(&path, e))?;
+        if found > schema::LATEST {
+            return Err(StoreError::TooNew {
+                path,
+                found,
+                known: schema::LATEST,
+            });
+        }
+        schema::migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| match e {
+                rusqlite_migration::Error::RusqliteError { err, .. } => open_error(&path, err),
+                other => StoreError::Open {
+                    path: path.clone(),
+                    reason: other.to_string(),
+                },
+            })?;
+        Ok(Store {
+            conn,
+            data_dir: data_dir.to_path_buf(),
+        })
     }
 
     /// The store's file.
@@ -96,8 +134,14 @@ impl Store {
     /// SQLite's own check of every page and index; `Ok(())` when it says "ok",
     /// otherwise the problems it found.
     pub fn integrity_check(&self) -> Result<(), Vec<String>> {
-        let mut stmt = self.conn.prepare("PRAGMA integrity_check").map_err(|e| vec![e.to_string()])?;
-        let rows: Result<Vec<String>, _> = stmt.query_map([], |r| r.get(0)).map_err(|e| vec![e.to_string()])?.collect();
+        let mut stmt = self
+            .conn
+            .prepare("PRAGMA integrity_check")
+            .map_err(|e| vec![e.to_string()])?;
+        let rows: Result<Vec<String>, _> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| vec![e.to_string()])?
+            .collect();
         match rows {
             Ok(rows) if rows == ["ok"] => Ok(()),
             Ok(rows) => Err(rows),
@@ -109,11 +153,15 @@ impl Store {
 /// The connection settings every open uses.
 fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     // WAL: readers never block the writer, and a commit is one append to the log.
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(|e| open_error(path, e))?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
     if !mode.eq_ignore_ascii_case("wal") {
         let reason = format!("its journal could not be switched to WAL (it is {mode})");
-        return Err(StoreError::Open { path: path.to_path_buf(), reason });
+        return Err(StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
     pragmas(conn).map_err(|e| open_error(path, e))
 }
@@ -132,11 +180,18 @@ fn pragmas(conn: &Connection) -> rusqlite::Result<()> {
 
 fn open_error(path: &Path, err: rusqlite::Error) -> StoreError {
     match err.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Damaged { path: path.to_path_buf() },
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Damaged {
+            path: path.to_path_buf(),
+        },
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy,
-        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) if !writable(path) => StoreError::ReadOnly,
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) if !writable(path) => {
+            StoreError::ReadOnly
+        }
         Some(ErrorCode::DiskFull) => StoreError::DiskFull,
-        _ => StoreError::Open { path: path.to_path_buf(), reason: err.to_string() },
+        _ => StoreError::Open {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        },
     }
 }
 
@@ -166,3 +221,5 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lifecycle;

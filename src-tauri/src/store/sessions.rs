@@ -4,7 +4,7 @@
 use std::fmt;
 
 use rusqlite::{params, OptionalExtension, Row, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{timestamp, Store, StoreError};
@@ -72,7 +72,7 @@ pub struct SessionSummary {
 }
 
 /// The clinician's case notes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notes {
     pub indication: String,
     pub history: String,
@@ -81,7 +81,7 @@ pub struct Notes {
 }
 
 /// A generation to keep, with everything needed to say how it was made.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewDraft {
     pub model_id: String,
     pub weights_sha256: String,
@@ -156,7 +156,13 @@ fn summary(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
     })
 }
 
-fn audit(tx: &Transaction<'_>, session: SessionId, at: &str, event: &str, detail: Value) -> rusqlite::Result<()> {
+pub(super) fn audit(
+    tx: &Transaction<'_>,
+    session: SessionId,
+    at: &str,
+    event: &str,
+    detail: Value,
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO audit (session_id, at, event, detail) VALUES (?1, ?2, ?3, ?4)",
         params![session.0, at, event, detail.to_string()],
@@ -165,11 +171,48 @@ fn audit(tx: &Transaction<'_>, session: SessionId, at: &str, event: &str, detail
 }
 
 /// Marks a session changed; fails with `NoSuchSession` when it does not exist.
-fn touch(tx: &Transaction<'_>, id: SessionId, at: &str) -> Result<(), StoreError> {
-    match tx.execute("UPDATE sessions SET updated_at = ?2 WHERE id = ?1", params![id.0, at])? {
+pub(super) fn touch(tx: &Transaction<'_>, id: SessionId, at: &str) -> Result<(), StoreError> {
+    match tx.execute(
+        "UPDATE sessions SET updated_at = ?2 WHERE id = ?1",
+        params![id.0, at],
+    )? {
         0 => Err(StoreError::NoSuchSession(id)),
         _ => Ok(()),
     }
+}
+
+/// Inserts a draft row (no audit, no status change).
+pub(super) fn insert_draft(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    at: &str,
+    draft: &NewDraft,
+) -> rusqlite::Result<DraftId> {
+    tx.execute(
+        "INSERT INTO drafts (session_id, created_at, model_id, weights_sha256, quantization, device,
+         app_version, prompt, params_json, seed, prompt_tokens, generated_tokens, timings_json,
+         stop_reason, text)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        params![
+        id.0,
+        at,
+        draft.model_id,
+        draft.weights_sha256,
+        draft.quantization,
+        draft.device,
+        draft.app_version,
+        draft.prompt,
+        draft.params.to_string(),
+        // SQLite integers are signed: the seed's 64 bits are kept as they are.
+        draft.seed as i64,
+        draft.prompt_tokens,
+        draft.generated_tokens,
+        draft.timings.to_string(),
+        draft.stop_reason,
+        draft.text,
+        ],
+    )?;
+    Ok(DraftId(tx.last_insert_rowid()))
 }
 
 fn json_column(text: String) -> Value {
@@ -202,7 +245,14 @@ impl Store {
              ON CONFLICT (session_id) DO UPDATE SET indication = excluded.indication,
                  history = excluded.history, comparison = excluded.comparison,
                  free_text = excluded.free_text, updated_at = excluded.updated_at",
-            params![id.0, notes.indication, notes.history, notes.comparison, notes.free_text, at],
+            params![
+                id.0,
+                notes.indication,
+                notes.history,
+                notes.comparison,
+                notes.free_text,
+                at
+            ],
         )?;
         audit(&tx, id, &at, "edited", json!({ "what": "notes" }))?;
         tx.commit()?;
@@ -214,32 +264,11 @@ impl Store {
         let at = timestamp::now();
         let tx = self.conn.transaction()?;
         touch(&tx, id, &at)?;
+        let draft_id = insert_draft(&tx, id, &at, draft)?;
         tx.execute(
-            "INSERT INTO drafts (session_id, created_at, model_id, weights_sha256, quantization, device,
-                 app_version, prompt, params_json, seed, prompt_tokens, generated_tokens, timings_json,
-                 stop_reason, text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            params![
-                id.0,
-                at,
-                draft.model_id,
-                draft.weights_sha256,
-                draft.quantization,
-                draft.device,
-                draft.app_version,
-                draft.prompt,
-                draft.params.to_string(),
-                // SQLite integers are signed: the seed's 64 bits are kept as they are.
-                draft.seed as i64,
-                draft.prompt_tokens,
-                draft.generated_tokens,
-                draft.timings.to_string(),
-                draft.stop_reason,
-                draft.text,
-            ],
+            "UPDATE sessions SET status = 'drafted' WHERE id = ?1 AND status = 'open'",
+            [id.0],
         )?;
-        let draft_id = DraftId(tx.last_insert_rowid());
-        tx.execute("UPDATE sessions SET status = 'drafted' WHERE id = ?1 AND status = 'open'", [id.0])?;
         audit(&tx, id, &at, "drafted", json!({ "draft": draft_id.0 }))?;
         tx.commit()?;
         Ok(draft_id)
@@ -247,9 +276,12 @@ impl Store {
 
     /// Every session, newest first.
     pub fn list_sessions(&self) -> Result<Vec<SessionSummary>, StoreError> {
-        let sql = format!("SELECT {SUMMARY_COLUMNS} FROM sessions ORDER BY created_at DESC, id DESC");
+        let sql =
+            format!("SELECT {SUMMARY_COLUMNS} FROM sessions ORDER BY created_at DESC, id DESC");
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([], summary)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([], summary)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -266,7 +298,9 @@ impl Store {
              ORDER BY created_at DESC, id DESC"
         );
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map([query], summary)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([query], summary)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -305,7 +339,9 @@ impl Store {
                  WHERE s.session_id = ?1 AND NOT EXISTS (SELECT 1 FROM session_images o
                      WHERE o.image_sha256 = i.sha256 AND o.session_id <> ?1)",
             )?;
-            let rows = stmt.query_map([id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let rows = stmt.query_map([id.0], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
             let rows = rows.collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(|(_, path)| path).collect()
         };
@@ -313,7 +349,13 @@ impl Store {
             return Err(StoreError::NoSuchSession(id));
         }
         tx.execute("DELETE FROM images WHERE NOT EXISTS (SELECT 1 FROM session_images s WHERE s.image_sha256 = sha256)", [])?;
-        audit(&tx, id, &at, "deleted", json!({ "images_removed": orphans.len() }))?;
+        audit(
+            &tx,
+            id,
+            &at,
+            "deleted",
+            json!({ "images_removed": orphans.len() }),
+        )?;
         tx.commit()?;
         for path in orphans {
             // The rows are gone; a file that cannot be removed now is only bytes
@@ -376,7 +418,7 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    fn reports(&self, id: SessionId) -> Result<Vec<Report>, StoreError> {
+    pub(super) fn reports(&self, id: SessionId) -> Result<Vec<Report>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, version, text, status, signed_at, created_at, addendum_of
              FROM reports WHERE session_id = ?1 ORDER BY version",

@@ -1,0 +1,179 @@
+//! Image bytes, content-addressed: each original file is kept once under
+//! `images/<first two hex digits>/<sha256>` in the data folder, whatever number
+//! of sessions show it. The file is written (synced) and renamed into place
+//! before the row that points to it is committed, so a crash leaves at worst
+//! an unreferenced file, never a row without its bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::sessions::{audit, touch};
+use super::{timestamp, SessionId, Store, StoreError};
+
+/// The folder, inside the data folder, that holds image bytes.
+pub const IMAGES_DIR: &str = "images";
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Whether `s` is a sha256 as we write it (64 lower-case hex digits). Paths are
+/// built from it, so nothing else may pass (no `/`, no `..`).
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Where the bytes of `sha256` live, relative to the data folder.
+pub fn relative_path(sha256: &str) -> PathBuf {
+    Path::new(IMAGES_DIR).join(&sha256[..2]).join(sha256)
+}
+
+impl Store {
+    /// Adds an image (its original bytes, the key tags we show) to the end of
+    /// a session's images and returns its sha256. Bytes already kept for any
+    /// session are not written again.
+    pub fn add_image(
+        &mut self,
+        id: SessionId,
+        bytes: &[u8],
+        tags: &Value,
+    ) -> Result<String, StoreError> {
+        let sha = sha256_hex(bytes);
+        let written = self.write_image_file(&sha, bytes)?;
+        let result = self.link_image(id, &sha, bytes.len(), tags);
+        if result.is_err() && written {
+            // Nothing points to the new file: take it back so a failed save changes nothing.
+            let _ = std::fs::remove_file(self.data_dir.join(relative_path(&sha)));
+        }
+        result.map(|()| sha)
+    }
+
+    fn link_image(
+        &mut self,
+        id: SessionId,
+        sha: &str,
+        size: usize,
+        tags: &Value,
+    ) -> Result<(), StoreError> {
+        let at = timestamp::now();
+        let tx = self.conn.transaction()?;
+        touch(&tx, id, &at)?;
+        tx.execute(
+            "INSERT INTO images (sha256, byte_size, stored_path, tags_json) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (sha256) DO NOTHING",
+            params![
+                sha,
+                size as i64,
+                relative_path(sha).to_string_lossy(),
+                tags.to_string()
+            ],
+        )?;
+        let position: i64 = tx.query_row(
+            "SELECT coalesce(max(position) + 1, 0) FROM session_images WHERE session_id = ?1",
+            [id.0],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "INSERT INTO session_images (session_id, image_sha256, position) VALUES (?1, ?2, ?3)",
+            params![id.0, sha, position],
+        )?;
+        audit(
+            &tx,
+            id,
+            &at,
+            "edited",
+            json!({ "what": "image", "position": position }),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the hash of the exact pixels the model was given for an image.
+    pub fn set_model_input_hash(
+        &mut self,
+        image_sha256: &str,
+        model_input_sha256: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE images SET model_input_sha256 = ?2 WHERE sha256 = ?1",
+            params![image_sha256, model_input_sha256],
+        )?;
+        Ok(())
+    }
+
+    /// The absolute path of a kept image's bytes, if the store knows the image.
+    pub fn image_path(&self, sha256: &str) -> Result<Option<PathBuf>, StoreError> {
+        let stored: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT stored_path FROM images WHERE sha256 = ?1",
+                [sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(stored.map(|p| self.data_dir.join(p)))
+    }
+
+    /// Writes the bytes under their hash unless they are there already.
+    /// Returns whether a new file was written.
+    pub(super) fn write_image_file(&self, sha: &str, bytes: &[u8]) -> Result<bool, StoreError> {
+        let target = self.data_dir.join(relative_path(sha));
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
+            return Ok(false);
+        }
+        let dir = target.parent().unwrap_or(&self.data_dir);
+        create_private_dir(&self.data_dir.join(IMAGES_DIR)).map_err(io_error)?;
+        create_private_dir(dir).map_err(io_error)?;
+        let tmp = dir.join(format!(".{sha}.partial"));
+        let write = || -> std::io::Result<()> {
+            let mut file = private_file(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
+            // The rename itself is durable once the folder is synced.
+            std::fs::File::open(dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_error(e)
+        })?;
+        Ok(true)
+    }
+}
+
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// A file-system failure in words a clinician can act on.
+pub(super) fn io_error(err: std::io::Error) -> StoreError {
+    match err.raw_os_error() {
+        Some(28) | Some(27) | Some(122) => StoreError::DiskFull, // ENOSPC, EFBIG, EDQUOT
+        Some(30) | Some(13) | Some(1) => StoreError::ReadOnly,   // EROFS, EACCES, EPERM
+        _ => StoreError::Database(format!("could not write to the data folder: {err}")),
+    }
+}

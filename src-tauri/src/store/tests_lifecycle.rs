@@ -1,0 +1,464 @@
+//! Unit tests of images, reports and sign-off, bundles, backups and recovery.
+
+use serde_json::{json, Value};
+
+use super::tests::sample_draft;
+use super::*;
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
+fn count(store: &Store, sql: &str) -> i64 {
+    store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// A session with everything a session can hold: two images, notes, two
+/// drafts, a signed final report and an addendum.
+fn full_session(store: &mut Store) -> SessionId {
+    let id = store.create_session("CR chest PA — é 中").unwrap();
+    store
+        .add_image(id, b"first image bytes", &json!({ "modality": "CR" }))
+        .unwrap();
+    store
+        .add_image(id, &[0u8, 1, 2, 255, 254], &json!({ "modality": "DX" }))
+        .unwrap();
+    let notes = Notes {
+        indication: "cough".into(),
+        history: "smoker".into(),
+        comparison: "2025-01-01".into(),
+        free_text: "\"quotes\" \u{1F600}".into(),
+    };
+    store.save_notes(id, &notes).unwrap();
+    store
+        .add_draft(id, &sample_draft("FINDINGS: clear lungs."))
+        .unwrap();
+    store
+        .add_draft(id, &sample_draft("FINDINGS: small effusion."))
+        .unwrap();
+    store
+        .save_report(id, "FINDINGS: small left effusion.\nIMPRESSION: effusion.")
+        .unwrap();
+    store.sign_report(id, SignOff::Final).unwrap();
+    store
+        .save_report(id, "Addendum: compared with prior, unchanged.")
+        .unwrap();
+    id
+}
+
+#[test]
+fn images_are_kept_once_by_content_and_removed_with_their_last_session() {
+    let (dir, mut store) = store();
+    let a = store.create_session("a").unwrap();
+    let b = store.create_session("b").unwrap();
+    let sha = store.add_image(a, b"same bytes", &json!({})).unwrap();
+    assert_eq!(sha, sha256_hex(b"same bytes"));
+    assert_eq!(store.add_image(b, b"same bytes", &json!({})).unwrap(), sha);
+    let path = store.image_path(&sha).unwrap().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"same bytes");
+    assert!(path.starts_with(dir.path().join(IMAGES_DIR)));
+    assert_eq!(count(&store, "SELECT count(*) FROM images"), 1);
+    store.delete_session(a).unwrap();
+    assert!(path.exists(), "still used by b");
+    store.delete_session(b).unwrap();
+    assert!(!path.exists(), "the last session that used it is gone");
+    assert_eq!(count(&store, "SELECT count(*) FROM images"), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn image_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, mut store) = store();
+    let a = store.create_session("a").unwrap();
+    let sha = store.add_image(a, b"x", &json!({})).unwrap();
+    let file = store.image_path(&sha).unwrap().unwrap();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let folder = dir.path().join(IMAGES_DIR);
+    assert_eq!(
+        std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+}
+
+#[test]
+fn report_versions_sign_off_and_addenda() {
+    let (_dir, mut store) = store();
+    let id = store.create_session("x").unwrap();
+    assert!(matches!(
+        store.sign_report(id, SignOff::Final),
+        Err(SignError::NothingToSign)
+    ));
+    let v1 = store.save_report(id, "FINDINGS: normal.").unwrap();
+    assert_eq!((v1.version, v1.status.as_str()), (1, "draft"));
+    let v1b = store.save_report(id, "FINDINGS: normal heart.").unwrap();
+    assert_eq!(
+        v1b.id, v1.id,
+        "autosave updates the working version in place"
+    );
+    let p = store.sign_report(id, SignOff::Preliminary).unwrap();
+    assert_eq!(p.status, "preliminary");
+    assert!(p.signed_at.is_some());
+    assert_eq!(
+        store.session(id).unwrap().unwrap().summary.status,
+        SessionStatus::Preliminary
+    );
+    let v2 = store
+        .save_report(id, "FINDINGS: normal heart and lungs.")
+        .unwrap();
+    assert_eq!(
+        (v2.version, v2.status.as_str(), v2.addendum_of),
+        (2, "draft", None),
+        "an edit after preliminary is a new version"
+    );
+    let fin = store.sign_report(id, SignOff::Final).unwrap();
+    assert_eq!(fin.status, "final");
+    assert!(matches!(
+        store.sign_report(id, SignOff::Final),
+        Err(SignError::AlreadyFinal)
+    ));
+    let add = store
+        .save_report(id, "Addendum: rib fracture noted.")
+        .unwrap();
+    assert_eq!(
+        (add.version, add.addendum_of),
+        (3, Some(fin.id)),
+        "an edit after final is an addendum"
+    );
+    store.sign_report(id, SignOff::Final).unwrap();
+    let detail = store.session(id).unwrap().unwrap();
+    assert_eq!(detail.summary.status, SessionStatus::Final);
+    let texts: Vec<_> = detail
+        .reports
+        .iter()
+        .map(|r| (r.text.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("FINDINGS: normal heart.", "preliminary"),
+            ("FINDINGS: normal heart and lungs.", "final"),
+            ("Addendum: rib fracture noted.", "final"),
+        ],
+        "signed text never changes"
+    );
+    assert_eq!(
+        store.search("fracture").unwrap().len(),
+        1,
+        "reports are searchable"
+    );
+}
+
+#[test]
+fn an_empty_report_cannot_be_signed() {
+    let (_dir, mut store) = store();
+    let id = store.create_session("x").unwrap();
+    store.save_report(id, "  \n").unwrap();
+    assert!(matches!(
+        store.sign_report(id, SignOff::Final),
+        Err(SignError::Empty)
+    ));
+}
+
+#[test]
+fn export_then_import_restores_the_session_exactly() {
+    let (_dir, mut store) = store();
+    let id = full_session(&mut store);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("case.mgdesk.json");
+    store.export_session(id, &file).unwrap();
+    let (_dir2, mut other) = self::store();
+    let new_id = other.import_session(&file).unwrap();
+    let a = store.session(id).unwrap().unwrap();
+    let b = other.session(new_id).unwrap().unwrap();
+    assert_eq!(a.summary.title, b.summary.title);
+    assert_eq!(a.summary.created_at, b.summary.created_at);
+    assert_eq!(a.summary.status, b.summary.status);
+    assert_eq!(a.notes, b.notes);
+    assert_eq!(
+        a.drafts
+            .iter()
+            .map(|d| (&d.created_at, &d.draft))
+            .collect::<Vec<_>>(),
+        b.drafts
+            .iter()
+            .map(|d| (&d.created_at, &d.draft))
+            .collect::<Vec<_>>()
+    );
+    let strip = |r: &Report| {
+        (
+            r.version,
+            r.text.clone(),
+            r.status.clone(),
+            r.signed_at.clone(),
+            r.created_at.clone(),
+            r.addendum_of.is_some(),
+        )
+    };
+    assert_eq!(
+        a.reports.iter().map(strip).collect::<Vec<_>>(),
+        b.reports.iter().map(strip).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b.reports[1].addendum_of,
+        Some(b.reports[0].id),
+        "the addendum points to the imported final report"
+    );
+    let strip_img = |i: &ImageRef| (i.sha256.clone(), i.position, i.byte_size, i.tags.clone());
+    assert_eq!(
+        a.images.iter().map(strip_img).collect::<Vec<_>>(),
+        b.images.iter().map(strip_img).collect::<Vec<_>>()
+    );
+    for image in &b.images {
+        let bytes = std::fs::read(other.image_path(&image.sha256).unwrap().unwrap()).unwrap();
+        assert_eq!(sha256_hex(&bytes), image.sha256);
+    }
+    assert_eq!(other.integrity_check(), Ok(()));
+}
+
+/// Everything the store holds, to prove a refused import changed nothing.
+fn snapshot(store: &Store, dir: &std::path::Path) -> (Vec<i64>, Vec<std::path::PathBuf>) {
+    let mut counts = Vec::new();
+    for table in [
+        "sessions",
+        "images",
+        "session_images",
+        "notes",
+        "drafts",
+        "reports",
+        "audit",
+        "search",
+    ] {
+        counts.push(count(store, &format!("SELECT count(*) FROM {table}")));
+    }
+    let mut files: Vec<_> = walk(&dir.join(IMAGES_DIR));
+    files.sort();
+    (counts, files)
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn corrupt_or_hostile_bundles_are_refused_and_change_nothing() {
+    let (_dir, mut store) = store();
+    let id = full_session(&mut store);
+    let out = tempfile::tempdir().unwrap();
+    let good = out.path().join("good.mgdesk.json");
+    store.export_session(id, &good).unwrap();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&good).unwrap()).unwrap();
+
+    let (target_dir, mut target) = self::store();
+    target.import_session(&good).unwrap();
+    let before = snapshot(&target, target_dir.path());
+
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut b = bundle.clone();
+        f(&mut b);
+        serde_json::to_vec(&b).unwrap()
+    };
+    let other_bytes =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"other bytes");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not json", b"{ \"format\": ".to_vec(), "not valid JSON"),
+        (
+            "truncated",
+            std::fs::read(&good).unwrap()[..200].to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "other json",
+            b"[1, 2, 3]".to_vec(),
+            "no MedGemma Desk session header",
+        ),
+        (
+            "newer",
+            mutate(&|b| b["format_version"] = json!(99)),
+            "newer version",
+        ),
+        (
+            "unknown field",
+            mutate(&|b| b["session"]["patient_name"] = json!("x")),
+            "unknown field",
+        ),
+        (
+            "path in hash",
+            mutate(&|b| b["images"][0]["sha256"] = json!("../../../../etc/passwd")),
+            "malformed hash",
+        ),
+        (
+            "uppercase hash",
+            mutate(&|b| {
+                b["images"][0]["sha256"] =
+                    json!(b["images"][0]["sha256"].as_str().unwrap().to_uppercase())
+            }),
+            "malformed hash",
+        ),
+        (
+            "altered image",
+            mutate(&|b| b["images"][1]["data"] = json!(other_bytes)),
+            "does not match its sha256",
+        ),
+        (
+            "bad base64",
+            mutate(&|b| b["images"][0]["data"] = json!("@@@")),
+            "not valid base64",
+        ),
+        (
+            "bad status",
+            mutate(&|b| b["session"]["status"] = json!("deleted")),
+            "status",
+        ),
+        (
+            "bad time",
+            mutate(&|b| b["session"]["created_at"] = json!("yesterday")),
+            "not a time",
+        ),
+        (
+            "signed without time",
+            mutate(&|b| b["reports"][0]["signed_at"] = json!(null)),
+            "impossible status",
+        ),
+        (
+            "version gap",
+            mutate(&|b| b["reports"][1]["version"] = json!(7)),
+            "versions",
+        ),
+        (
+            "addendum to draft",
+            mutate(&|b| b["reports"][1]["addendum_of_version"] = json!(2)),
+            "not final",
+        ),
+        (
+            "huge title",
+            mutate(&|b| b["session"]["title"] = json!("x".repeat(5000))),
+            "longer than",
+        ),
+        (
+            "wrong type",
+            mutate(&|b| b["drafts"][0]["seed"] = json!("seven")),
+            "invalid type",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let file = out
+            .path()
+            .join(format!("{}.mgdesk.json", name.replace(' ', "-")));
+        std::fs::write(&file, bytes).unwrap();
+        let err = target.import_session(&file).expect_err(name);
+        assert!(err.to_string().contains(expected), "{name}: {err}");
+        assert_eq!(
+            snapshot(&target, target_dir.path()),
+            before,
+            "{name}: nothing changed"
+        );
+    }
+    assert_eq!(target.integrity_check(), Ok(()));
+}
+
+#[test]
+fn daily_backup_is_made_once_and_old_ones_are_pruned() {
+    let (dir, mut store) = store();
+    store.create_session("x").unwrap();
+    let backups_dir = dir.path().join(BACKUPS_DIR);
+    std::fs::create_dir_all(&backups_dir).unwrap();
+    for day in 1..=9 {
+        std::fs::write(
+            backups_dir.join(format!("medgemma-desk-2020-01-0{day}.sqlite3")),
+            b"old",
+        )
+        .unwrap();
+    }
+    let made = store.backup_if_due().unwrap().expect("today's backup");
+    assert!(store.backup_if_due().unwrap().is_none(), "once a day");
+    let kept = backups(dir.path());
+    assert_eq!(kept.len(), KEEP_BACKUPS);
+    assert_eq!(kept[0], made, "newest first");
+    let copy = rusqlite::Connection::open(&made).unwrap();
+    let n: i64 = copy
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the backup holds the sessions");
+}
+
+/// Damages pages after the header: SQLite opens the file but its check fails.
+fn damage(path: &std::path::Path) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(path).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut offset = 4096;
+    while offset + 512 < len {
+        f.seek(SeekFrom::Start(offset + 100)).unwrap();
+        f.write_all(&[0xA5; 300]).unwrap();
+        offset += 4096;
+    }
+}
+
+#[test]
+fn a_damaged_store_is_moved_aside_and_the_newest_backup_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept;
+    {
+        let mut store = Store::open(dir.path()).unwrap();
+        for i in 0..40 {
+            store.create_session(&format!("before backup {i}")).unwrap();
+        }
+        kept = store.list_sessions().unwrap();
+        store.backup_if_due().unwrap().unwrap();
+        store.create_session("after backup").unwrap();
+        // Fold the WAL into the file so the damage hits committed pages.
+        store
+            .conn
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+    }
+    damage(&dir.path().join(FILE_NAME));
+    let (store, recovery) = Store::open_or_recover(dir.path()).unwrap();
+    let recovery = recovery.expect("the damage is found");
+    assert!(recovery.restored_from.is_some());
+    assert!(recovery.moved_to.exists(), "the damaged file is kept");
+    assert!(
+        recovery.message().contains("backup"),
+        "{}",
+        recovery.message()
+    );
+    assert_eq!(
+        store.list_sessions().unwrap(),
+        kept,
+        "the backup's sessions are back"
+    );
+    assert_eq!(store.integrity_check(), Ok(()));
+    drop(store);
+    let (_store, again) = Store::open_or_recover(dir.path()).unwrap();
+    assert!(again.is_none(), "the restored store is healthy");
+}
+
+#[test]
+fn a_damaged_store_without_backup_starts_empty_and_keeps_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(FILE_NAME), vec![0x5a; 8192]).unwrap();
+    let (store, recovery) = Store::open_or_recover(dir.path()).unwrap();
+    let recovery = recovery.unwrap();
+    assert!(recovery.restored_from.is_none());
+    assert_eq!(std::fs::read(&recovery.moved_to).unwrap(), vec![0x5a; 8192]);
+    assert!(recovery.message().contains("no backup"));
+    assert!(store.list_sessions().unwrap().is_empty());
+}
