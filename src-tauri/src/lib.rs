@@ -6,6 +6,7 @@ pub mod commands;
 pub mod data_dir;
 pub mod imaging;
 pub mod reading;
+pub mod session;
 pub mod store;
 mod window;
 
@@ -21,6 +22,8 @@ pub struct AppState {
     pub data_dir: DataDir,
     /// The study on screen.
     pub reading: reading::Reading,
+    /// The sessions store and the session on screen.
+    pub sessions: session::Sessions,
 }
 
 /// Why the window could not be opened.
@@ -45,7 +48,8 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, state: AppState)
 pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), GuiError> {
     window::ensure_display()?;
     let webview_dir = data_dir.webview();
-    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default() })
+    let sessions = session::Sessions::open(data_dir.path());
+    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions })
         .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             window::open_main(app.handle(), webview_dir)?;

@@ -20,6 +20,9 @@ struct ReadingState {
     /// Why the last open failed: the current study stays on screen.
     error: Option<OpenFailure>,
     loading: Option<String>,
+    /// The names to show for the study's images when they were opened from
+    /// the store's copies (which are named by their hash).
+    names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,10 +96,13 @@ fn viewer_window(img: &Image) -> ViewerWindow {
     }
 }
 
-fn image_view(img: &Image) -> ImageView {
+fn image_view(img: &Image, name: Option<&String>) -> ImageView {
     let monochrome = img.photometric.is_monochrome();
     ImageView {
-        file_name: img.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        file_name: match name {
+            Some(name) => name.clone(),
+            None => img.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        },
         rows: img.rows,
         columns: img.columns,
         frames: img.frames.len(),
@@ -118,16 +124,32 @@ impl Reading {
     pub fn snapshot(&self) -> ReadingSnapshot {
         let s = self.lock();
         ReadingSnapshot {
-            study: s.study.as_ref().map(|st| StudyView { source: st.source.display().to_string(), images: st.images.iter().map(image_view).collect() }),
+            study: s.study.as_ref().map(|st| StudyView { source: st.source.display().to_string(), images: st.images.iter().enumerate().map(|(i, img)| image_view(img, s.names.get(i))).collect() }),
             error: s.error.clone(),
             loading: s.loading.clone(),
         }
     }
 
+    /// Runs `f` on the study on screen, if any.
+    pub fn with_study<T>(&self, f: impl FnOnce(&Study) -> T) -> Option<T> {
+        self.lock().study.as_ref().map(f)
+    }
+
+    /// Opens the store's copies of a session's images, shown under their
+    /// original names. Returns whether they are now on screen.
+    pub fn open_stored(&self, paths: &[PathBuf], names: Vec<String>) -> bool {
+        let opened = self.open(paths);
+        if opened {
+            self.lock().names = names;
+        }
+        opened
+    }
+
     /// Opens `paths` (blocking: call off the UI thread). A folder or several
-    /// files become one study; on failure the current study stays.
-    pub fn open(&self, paths: &[PathBuf]) {
-        let Some(first) = paths.first() else { return };
+    /// files become one study; on failure the current study stays. Returns
+    /// whether a new study is on screen.
+    pub fn open(&self, paths: &[PathBuf]) -> bool {
+        let Some(first) = paths.first() else { return false };
         self.lock().loading = Some(first.display().to_string());
         let result = if paths.len() == 1 {
             imaging::open(first)
@@ -151,8 +173,13 @@ impl Reading {
             Ok(study) => {
                 s.study = Some(study);
                 s.error = None;
+                s.names.clear();
+                true
             }
-            Err(e) => s.error = Some(OpenFailure { kind: e.kind().into(), message: e.to_string() }),
+            Err(e) => {
+                s.error = Some(OpenFailure { kind: e.kind().into(), message: e.to_string() });
+                false
+            }
         }
     }
 

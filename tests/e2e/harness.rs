@@ -94,7 +94,20 @@ impl App {
 
     /// Launches the app with extra command-line arguments (files to open).
     pub async fn launch_with(extra: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::launch_in(tempfile::tempdir().unwrap(), extra).await
+    }
+
+    /// Closes the app and starts it again on the same data folder, as a
+    /// clinician does the next morning.
+    pub async fn restart(self) -> Self {
+        let App { client, data_dir, _driver } = self;
+        let _ = client.close().await;
+        drop(_driver);
+        Self::launch_in(data_dir, &[]).await
+    }
+
+    /// Launches the app on an existing data folder.
+    pub async fn launch_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let driver = Driver::start();
         let mut args = vec!["--data-dir".to_string(), data_dir.path().display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -126,6 +139,38 @@ impl App {
             assert!(std::time::Instant::now() < deadline, "{css} shows {text:?}, never {needle:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Waits until `css` matches exactly `n` elements.
+    pub async fn wait_for_count(&self, css: &str, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.client.find_all(fantoccini::Locator::Css(css)).await.map(|v| v.len()).unwrap_or(0);
+            if found == n {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{css} matched {found} elements, never {n}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The current value of a form field.
+    pub async fn value_of(&self, css: &str) -> String {
+        let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css(css)).await.unwrap();
+        el.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    /// Types into a form field as the clinician does (key by key).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css(css)).await.unwrap();
+        el.click().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the first element matching `css`.
+    pub async fn click(&self, css: &str) {
+        let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css(css)).await.unwrap();
+        el.click().await.unwrap();
     }
 
     /// Waits for an element and returns its text.

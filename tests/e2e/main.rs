@@ -4,5 +4,6 @@
 //! them with `--ignored` under xvfb-run.
 
 mod harness;
+mod sessions;
 mod viewer;
 mod window;

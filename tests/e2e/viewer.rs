@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::harness::App;
 
-fn dev_set_file(rel: &str) -> PathBuf {
+pub(crate) fn dev_set_file(rel: &str) -> PathBuf {
     let fetch = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/dicom/fetch.sh");
     let out = Command::new("bash").arg(fetch).arg("--quiet").output().expect("bash runs");
     assert!(out.status.success(), "fetch.sh failed: {}", String::from_utf8_lossy(&out.stderr));

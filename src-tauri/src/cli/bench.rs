@@ -14,8 +14,14 @@ use rand::{Rng, SeedableRng};
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The model folder.
-    #[arg(long, value_name = "PATH", required_unless_present = "dicom")]
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["dicom", "sessions"])]
     model: Option<PathBuf>,
+    /// Time the sessions store with this many generated sessions instead.
+    #[arg(long, value_name = "N", conflicts_with_all = ["model", "dicom"])]
+    sessions: Option<usize>,
+    /// With --sessions: generate into (and keep) this folder's store.
+    #[arg(long, value_name = "DIR", requires = "sessions")]
+    store_dir: Option<PathBuf>,
     /// Time opening and rendering this image file instead (repeatable).
     #[arg(long, value_name = "FILE")]
     dicom: Vec<PathBuf>,
@@ -40,7 +46,7 @@ pub struct BenchArgs {
     json: bool,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -92,6 +98,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     if args.repetitions == 0 || args.prompt_tokens == 0 {
         return Err("--repetitions and --prompt-tokens must be at least 1".into());
+    }
+    if let Some(n) = args.sessions {
+        return super::bench_store::run(n, args.repetitions, args.store_dir.clone(), args.json);
     }
     let Some(model_dir) = args.model.clone() else {
         let result = bench_images(&args.dicom, args.repetitions)?;

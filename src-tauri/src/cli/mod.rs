@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::DataDir;
 
 mod bench;
+mod bench_store;
 mod generate;
 mod info;
 mod render;

@@ -5,19 +5,38 @@ use std::path::PathBuf;
 
 use tauri::{Emitter, Manager};
 
+use super::sessions::SESSIONS_CHANGED;
 use super::CommandError;
 use crate::reading::ReadingSnapshot;
+use crate::session::OpenedStudy;
 use crate::AppState;
 
 /// The event the UI listens to: the study on screen changed (or failed to).
 pub const READING_CHANGED: &str = "reading-changed";
+
+/// Opens paths (blocking) and keeps a newly opened study as a new session.
+fn open_and_keep<R: tauri::Runtime>(app: &tauri::AppHandle<R>, paths: &[PathBuf]) {
+    let state = app.state::<AppState>();
+    if !state.reading.open(paths) {
+        return;
+    }
+    let _ = app.emit(READING_CHANGED, ());
+    if let Some(opened) = state.reading.with_study(OpenedStudy::of) {
+        if let Err(e) = state.sessions.start(&opened) {
+            // The image stays on screen; the status line says it is not kept.
+            tracing::warn!("the opened study could not be kept as a session: {e}");
+            state.sessions.set_current(None);
+        }
+    }
+    let _ = app.emit(SESSIONS_CHANGED, ());
+}
 
 /// Opens paths off the UI thread and tells the window when done.
 pub fn open_in_background<R: tauri::Runtime>(app: &tauri::AppHandle<R>, paths: Vec<PathBuf>) {
     let app = app.clone();
     let _ = app.emit(READING_CHANGED, ());
     tauri::async_runtime::spawn_blocking(move || {
-        app.state::<AppState>().reading.open(&paths);
+        open_and_keep(&app, &paths);
         let _ = app.emit(READING_CHANGED, ());
     });
 }
@@ -31,7 +50,7 @@ pub fn reading_state(state: tauri::State<'_, AppState>) -> ReadingSnapshot {
 async fn open_and_report<R: tauri::Runtime>(app: tauri::AppHandle<R>, paths: Vec<PathBuf>) -> Result<ReadingSnapshot, CommandError> {
     if !paths.is_empty() {
         let handle = app.clone();
-        tauri::async_runtime::spawn_blocking(move || handle.state::<AppState>().reading.open(&paths))
+        tauri::async_runtime::spawn_blocking(move || open_and_keep(&handle, &paths))
             .await
             .map_err(|e| CommandError::internal(e.to_string()))?;
         let _ = app.emit(READING_CHANGED, ());

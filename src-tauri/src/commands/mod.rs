@@ -4,6 +4,7 @@
 mod app;
 pub mod imaging;
 mod names;
+mod sessions;
 
 pub use names::{COMMAND_NAMES, CORE_PERMISSIONS};
 
@@ -22,7 +23,21 @@ impl CommandError {
 
 /// The handler with every command; keep it in step with `names.rs`.
 pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + Send + Sync + 'static {
-    tauri::generate_handler![app::app_info, imaging::reading_state, imaging::open_paths, imaging::open_dialog, imaging::frame_pixels]
+    tauri::generate_handler![
+        app::app_info,
+        imaging::reading_state,
+        imaging::open_paths,
+        imaging::open_dialog,
+        imaging::frame_pixels,
+        sessions::session_state,
+        sessions::sessions_list,
+        sessions::session_open,
+        sessions::session_save_notes,
+        sessions::session_save_report,
+        sessions::session_sign,
+        sessions::session_delete,
+        sessions::dismiss_store_notice
+    ]
 }
 
 #[cfg(test)]

@@ -1,7 +1,21 @@
 /// Every IPC command the app registers. build.rs declares these in the app
 /// manifest (one `allow-<name>` permission each); a unit test checks that the
 /// handler, this list and the capabilities agree.
-pub const COMMAND_NAMES: &[&str] = &["app_info", "reading_state", "open_paths", "open_dialog", "frame_pixels"];
+pub const COMMAND_NAMES: &[&str] = &[
+    "app_info",
+    "reading_state",
+    "open_paths",
+    "open_dialog",
+    "frame_pixels",
+    "session_state",
+    "sessions_list",
+    "session_open",
+    "session_save_notes",
+    "session_save_report",
+    "session_sign",
+    "session_delete",
+    "dismiss_store_notice",
+];
 
 /// Tauri core permissions the window needs beyond our commands: listening for
 /// the events the app emits (the study changed, a file hovers over the window).

@@ -74,7 +74,11 @@ fn capabilities_grant_nothing_beyond_the_apps_commands() {
 
 fn invoke(cmd: &str) -> Result<serde_json::Value, serde_json::Value> {
     let tmp = tempfile::tempdir().unwrap();
-    let state = AppState { data_dir: DataDir::prepare(Some(tmp.path())).unwrap(), reading: Default::default() };
+    let state = AppState {
+        data_dir: DataDir::prepare(Some(tmp.path())).unwrap(),
+        reading: Default::default(),
+        sessions: crate::session::Sessions::open(tmp.path()),
+    };
     let app = crate::configure(mock_builder(), state).build(tauri::generate_context!()).unwrap();
     let webview = tauri::WebviewWindowBuilder::new(&app, crate::window::MAIN_WINDOW, Default::default())
         .build()

@@ -19,7 +19,7 @@ pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
 pub use images::{is_sha256, sha256_hex, IMAGES_DIR};
 pub use reports::{SignError, SignOff};
 pub use sessions::{
-    Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionStatus,
+    Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionPage, SessionStatus,
     SessionSummary,
 };
 

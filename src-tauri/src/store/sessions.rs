@@ -71,6 +71,13 @@ pub struct SessionSummary {
     pub status: SessionStatus,
 }
 
+/// A page of the session list and how many sessions match in all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionSummary>,
+    pub total: u64,
+}
+
 /// The clinician's case notes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notes {
@@ -272,6 +279,34 @@ impl Store {
         audit(&tx, id, &at, "drafted", json!({ "draft": draft_id.0 }))?;
         tx.commit()?;
         Ok(draft_id)
+    }
+
+    /// The first `limit` sessions matching `query` (all when it has no word),
+    /// newest first, and how many match in all: what the sidebar shows as the
+    /// clinician types.
+    pub fn find_sessions(&self, query: &str, limit: usize) -> Result<SessionPage, StoreError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let (sessions, total) = match fts_query(query) {
+            None => {
+                let sql = format!("SELECT {SUMMARY_COLUMNS} FROM sessions ORDER BY created_at DESC, id DESC LIMIT ?1");
+                let mut stmt = self.conn.prepare(&sql)?;
+                let rows = stmt.query_map([limit], summary)?.collect::<Result<Vec<_>, _>>()?;
+                let total: i64 = self.conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?;
+                (rows, total)
+            }
+            Some(q) => {
+                let matching = "SELECT DISTINCT session_id FROM search WHERE search MATCH ?1";
+                let sql = format!(
+                    "SELECT {SUMMARY_COLUMNS} FROM sessions WHERE id IN ({matching})
+                     ORDER BY created_at DESC, id DESC LIMIT ?2"
+                );
+                let mut stmt = self.conn.prepare(&sql)?;
+                let rows = stmt.query_map(params![q, limit], summary)?.collect::<Result<Vec<_>, _>>()?;
+                let total: i64 = self.conn.query_row(&format!("SELECT count(*) FROM ({matching})"), [&q], |r| r.get(0))?;
+                (rows, total)
+            }
+        };
+        Ok(SessionPage { sessions, total: total as u64 })
     }
 
     /// Every session, newest first.

@@ -21,13 +21,16 @@ export function toAppError(e: unknown): AppError {
   return { kind: "internal", message: String(e) };
 }
 
-export async function appInfo(): Promise<AppInfo> {
+/** Invokes a command; a failure always arrives as an AppError. */
+export async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
   try {
-    return await invoke<AppInfo>("app_info");
+    return await invoke<T>(cmd, args);
   } catch (e) {
     throw toAppError(e);
   }
 }
+
+export const appInfo = () => call<AppInfo>("app_info");
 
 export function versionLabel(info: Pick<AppInfo, "name" | "version">): string {
   return `${info.name} ${info.version}`;

@@ -1,8 +1,7 @@
 // The study on screen, as Rust keeps it: opened by drops, the Open dialog or
 // the command line. Pixels are fetched as raw bytes, never JSON arrays.
-import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import { toAppError } from "./ipc";
+import { call } from "./ipc";
 
 export type VoiFunction = "LINEAR" | "LINEAR_EXACT" | "SIGMOID";
 
@@ -61,14 +60,6 @@ export interface ReadingSnapshot {
   study: StudyView | null;
   error: { kind: string; message: string } | null;
   loading: string | null;
-}
-
-async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
-  try {
-    return await invoke<T>(cmd, args);
-  } catch (e) {
-    throw toAppError(e);
-  }
 }
 
 export const readingState = () => call<ReadingSnapshot>("reading_state");

@@ -1,0 +1,137 @@
+//! The sessions the UI lists, opens and autosaves. Every store call runs off
+//! the async workers (`spawn_blocking`): SQLite may wait for a lock.
+
+use serde::Serialize;
+use tauri::{Emitter, Manager};
+
+use super::imaging::READING_CHANGED;
+use super::CommandError;
+use crate::reading::ReadingSnapshot;
+use crate::session::{SessionError, StoreStatus};
+use crate::store::{Notes, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
+use crate::AppState;
+
+/// The event the UI listens to: the list of sessions changed.
+pub const SESSIONS_CHANGED: &str = "sessions-changed";
+
+impl From<SessionError> for CommandError {
+    fn from(e: SessionError) -> Self {
+        CommandError { kind: e.kind().into(), message: e.to_string() }
+    }
+}
+
+/// Runs `f` on the app state off the async workers.
+async fn blocking<R: tauri::Runtime, T: Send + 'static>(
+    app: &tauri::AppHandle<R>,
+    f: impl FnOnce(&AppState) -> Result<T, CommandError> + Send + 'static,
+) -> Result<T, CommandError> {
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || f(&handle.state::<AppState>()))
+        .await
+        .map_err(|e| CommandError::internal(e.to_string()))?
+}
+
+/// The session on screen with everything kept for it, and the store's state.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionState {
+    pub current: Option<SessionDetail>,
+    pub store: StoreStatus,
+}
+
+#[tauri::command]
+pub async fn session_state<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<SessionState, CommandError> {
+    blocking(&app, |state| {
+        let current = match state.sessions.current() {
+            Some(id) => state.sessions.with_store(|s| s.session(id)).ok().flatten(),
+            None => None,
+        };
+        Ok(SessionState { current, store: state.sessions.status() })
+    })
+    .await
+}
+
+#[tauri::command]
+pub async fn sessions_list<R: tauri::Runtime>(app: tauri::AppHandle<R>, query: String, limit: usize) -> Result<SessionPage, CommandError> {
+    blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.find_sessions(&query, limit.clamp(1, 1000)))?)).await
+}
+
+/// Opens a stored session: its images (the store's copies) on screen, its
+/// notes, drafts and report in the panel.
+#[tauri::command]
+pub async fn session_open<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64) -> Result<ReadingSnapshot, CommandError> {
+    let snapshot = blocking(&app, move |state| {
+        let id = SessionId(id);
+        let detail = state.sessions.with_store(|s| s.session(id))?.ok_or(SessionError::Store(StoreError::NoSuchSession(id)))?;
+        let mut paths = Vec::new();
+        let mut names = Vec::new();
+        for image in &detail.images {
+            if let Some(path) = state.sessions.with_store(|s| s.image_path(&image.sha256))? {
+                paths.push(path);
+                names.push(image.tags.get("file_name").and_then(|n| n.as_str()).unwrap_or("image").to_string());
+            }
+        }
+        if !paths.is_empty() && !state.reading.open_stored(&paths, names) {
+            // The session still opens (notes and report are there); the image area says why.
+            tracing::warn!("the stored images of session {id} could not be opened");
+        }
+        state.sessions.set_current(Some(id));
+        Ok(state.reading.snapshot())
+    })
+    .await?;
+    let _ = app.emit(READING_CHANGED, ());
+    Ok(snapshot)
+}
+
+#[tauri::command]
+pub async fn session_save_notes<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64, notes: Notes) -> Result<(), CommandError> {
+    blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.save_notes(SessionId(id), &notes))?)).await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(())
+}
+
+#[tauri::command]
+pub async fn session_save_report<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64, text: String) -> Result<Report, CommandError> {
+    let report = blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.save_report(SessionId(id), &text))?)).await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(report)
+}
+
+#[tauri::command]
+pub async fn session_sign<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64, status: SignOff) -> Result<Report, CommandError> {
+    let report = blocking(&app, move |state| {
+        let mut outcome = None;
+        state.sessions.with_store(|s| {
+            outcome = Some(s.sign_report(SessionId(id), status));
+            Ok(())
+        })?;
+        match outcome {
+            Some(Ok(report)) => Ok(report),
+            Some(Err(e)) => Err(CommandError { kind: "sign".into(), message: e.to_string() }),
+            None => Err(CommandError::internal("the store did not answer")),
+        }
+    })
+    .await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(report)
+}
+
+#[tauri::command]
+pub async fn session_delete<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64) -> Result<(), CommandError> {
+    blocking(&app, move |state| {
+        state.sessions.with_store(|s| s.delete_session(SessionId(id)))?;
+        if state.sessions.current() == Some(SessionId(id)) {
+            state.sessions.set_current(None);
+        }
+        Ok(())
+    })
+    .await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(())
+}
+
+/// The clinician has read the store's notice (a restored backup).
+#[tauri::command]
+pub fn dismiss_store_notice(state: tauri::State<'_, AppState>) {
+    state.sessions.dismiss_notice();
+}

@@ -1,0 +1,197 @@
+//! The session on screen and its place in the store: a study opened from
+//! outside becomes a new session (its original files kept by content); a
+//! session picked from the list is opened from the store's own copies; notes
+//! and the report are saved as the clinician types (the UI debounces).
+//!
+//! The store may be unavailable (a newer app's store, a locked or read-only
+//! folder, a full disk): viewing still works, and the reason is shown.
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::Serialize;
+
+use crate::imaging::{KeyTags, Study};
+use crate::store::{SessionId, Store, StoreError};
+
+/// What the store is doing, for the status line.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    /// Sessions can be kept.
+    pub available: bool,
+    /// Why not, in words for the clinician.
+    pub problem: Option<String>,
+    /// Something the clinician must know once (a damaged store was restored).
+    pub notice: Option<String>,
+    /// The last save that failed (cleared by the next one that works).
+    pub last_error: Option<String>,
+}
+
+/// Why a session action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("sessions cannot be kept right now: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl SessionError {
+    /// A stable name the UI can branch on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SessionError::Unavailable(_) => "store_unavailable",
+            SessionError::Store(StoreError::DiskFull) => "disk_full",
+            SessionError::Store(StoreError::ReadOnly) => "read_only",
+            SessionError::Store(StoreError::Busy) => "busy",
+            SessionError::Store(StoreError::NoSuchSession(_)) => "no_such_session",
+            SessionError::Store(_) => "store",
+            SessionError::Other(_) => "session",
+        }
+    }
+}
+
+pub struct Sessions {
+    store: Mutex<Result<Store, String>>,
+    notice: Mutex<Option<String>>,
+    current: Mutex<Option<SessionId>>,
+    last_error: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sessions {
+    /// Opens (or recovers) the store in `data_dir` and makes today's backup.
+    pub fn open(data_dir: &std::path::Path) -> Sessions {
+        let (store, notice) = match Store::open_or_recover(data_dir) {
+            Ok((store, recovery)) => {
+                if let Err(e) = store.backup_if_due() {
+                    tracing::warn!("today's backup of the sessions store failed: {e}");
+                }
+                (Ok(store), recovery.map(|r| r.message()))
+            }
+            Err(e) => (Err(e.to_string()), None),
+        };
+        Sessions { store: Mutex::new(store), notice: Mutex::new(notice), current: Mutex::new(None), last_error: Mutex::new(None) }
+    }
+
+    /// A service with no store (for tests of everything else).
+    pub fn unavailable(reason: &str) -> Sessions {
+        Sessions { store: Mutex::new(Err(reason.into())), notice: Mutex::new(None), current: Mutex::new(None), last_error: Mutex::new(None) }
+    }
+
+    pub fn status(&self) -> StoreStatus {
+        let store = lock(&self.store);
+        StoreStatus {
+            available: store.is_ok(),
+            problem: store.as_ref().err().cloned(),
+            notice: lock(&self.notice).clone(),
+            last_error: lock(&self.last_error).clone(),
+        }
+    }
+
+    /// The clinician has read the notice.
+    pub fn dismiss_notice(&self) {
+        *lock(&self.notice) = None;
+    }
+
+    /// Runs `f` on the store (blocking: call off the UI thread). A failure is
+    /// also kept for the status line until a later call succeeds.
+    pub fn with_store<T>(&self, f: impl FnOnce(&mut Store) -> Result<T, StoreError>) -> Result<T, SessionError> {
+        let mut guard = lock(&self.store);
+        let result = match guard.as_mut() {
+            Ok(store) => f(store).map_err(SessionError::from),
+            Err(reason) => Err(SessionError::Unavailable(reason.clone())),
+        };
+        drop(guard);
+        *lock(&self.last_error) = result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    pub fn current(&self) -> Option<SessionId> {
+        *lock(&self.current)
+    }
+
+    pub fn set_current(&self, id: Option<SessionId>) {
+        *lock(&self.current) = id;
+    }
+
+    /// Keeps a study opened from outside as a new session: its original files
+    /// (each once), the key tags shown, a title from them. It becomes current.
+    pub fn start(&self, opened: &OpenedStudy) -> Result<SessionId, SessionError> {
+        let mut files = Vec::with_capacity(opened.sources.len());
+        for (path, tags) in &opened.sources {
+            let bytes = std::fs::read(path)
+                .map_err(|e| SessionError::Other(format!("cannot read {} again to keep it: {e}", path.display())))?;
+            let mut tags = serde_json::to_value(tags).unwrap_or_default();
+            if let Some(obj) = tags.as_object_mut() {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                obj.insert("file_name".into(), name.into());
+            }
+            files.push((bytes, tags));
+        }
+        let title = &opened.title;
+        let id = self.with_store(|store| {
+            let id = store.create_session(title)?;
+            for (bytes, tags) in &files {
+                if let Err(e) = store.add_image(id, bytes, tags) {
+                    // All or nothing: a session without its images is no use.
+                    let _ = store.delete_session(id);
+                    return Err(e);
+                }
+            }
+            Ok(id)
+        })?;
+        self.set_current(Some(id));
+        Ok(id)
+    }
+}
+
+/// What a new session is made from: the study's files (each once) with their
+/// key tags, and its title. Taken from the study on screen without copying pixels.
+#[derive(Debug, Clone)]
+pub struct OpenedStudy {
+    pub title: String,
+    pub sources: Vec<(PathBuf, KeyTags)>,
+}
+
+impl OpenedStudy {
+    pub fn of(study: &Study) -> OpenedStudy {
+        let mut sources: Vec<(PathBuf, KeyTags)> = Vec::new();
+        for image in &study.images {
+            if !sources.iter().any(|(p, _)| p == &image.source) {
+                sources.push((image.source.clone(), image.tags.clone()));
+            }
+        }
+        OpenedStudy { title: title_for(study), sources }
+    }
+}
+
+/// "CR CHEST PA · 2024-03-01", or the file name when the tags say nothing.
+pub fn title_for(study: &Study) -> String {
+    let Some(image) = study.images.first() else { return "Untitled".into() };
+    let t = &image.tags;
+    let mut words: Vec<&str> = [&t.modality, &t.body_part, &t.view_position]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if words.is_empty() {
+        let name = image.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "Image".into());
+        return name;
+    }
+    let date = t.study_date.as_deref().filter(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()));
+    let date = date.map(|d| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..]));
+    if let Some(date) = &date {
+        words.push("·");
+        words.push(date);
+    }
+    words.join(" ")
+}

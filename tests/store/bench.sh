@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make bench` part: the sessions store with 10,000 generated sessions. Ours
+# (`medgemma-desk bench --sessions`, through the store's API) next to the same
+# SQL run directly by Python's sqlite3 module on the same file in the same
+# run: the floor any SQLite app could reach. Prints a Markdown section.
+#   tests/store/bench.sh BIN [SESSIONS] [REPETITIONS]
+set -euo pipefail
+bin=$1 n=${2:-10000} reps=${3:-5}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+echo "==> MedGemma Desk: store with $n sessions, $reps runs per query" >&2
+ours=$("$bin" bench --sessions "$n" --repetitions "$reps" --store-dir "$dir" --json | tail -1)
+python3 - "$ours" "$reps" <<'PY'
+import json, sqlite3, statistics, sys, time
+ours, reps = json.loads(sys.argv[1]), int(sys.argv[2])
+db = sqlite3.connect(ours["store"])
+cols = "id, title, created_at, updated_at, status"
+def fts(q):
+    return " ".join('"%s"*' % w for w in q.split())
+def run(q, limit):
+    if not q:
+        rows = db.execute(f"SELECT {cols} FROM sessions ORDER BY created_at DESC, id DESC LIMIT ?", (limit,)).fetchall()
+        db.execute("SELECT count(*) FROM sessions").fetchone()
+        return rows
+    m = "SELECT DISTINCT session_id FROM search WHERE search MATCH ?"
+    rows = db.execute(f"SELECT {cols} FROM sessions WHERE id IN ({m}) ORDER BY created_at DESC, id DESC LIMIT ?", (fts(q), limit)).fetchall()
+    db.execute(f"SELECT count(*) FROM ({m})", (fts(q),)).fetchone()
+    return rows
+def timed(f):
+    runs = []
+    for _ in range(reps):
+        t = time.perf_counter(); f(); runs.append((time.perf_counter() - t) * 1000)
+    return statistics.median(runs)
+print(f"### Sessions store, {ours['sessions']:,} sessions\n")
+print(f"Median of {reps} runs, in-process. Each session has notes, an AI draft (~1 KB) and a report; the store is {ours['store_bytes'] / 1e6:.0f} MB "
+      f"(generated in {ours['generate_s']:.1f} s). Goal: list and search under 50 ms. Peer: the same SQL through Python's sqlite3 "
+      f"(SQLite {sqlite3.sqlite_version}) on the same file.\n")
+print("| what | query | matches | MedGemma Desk (ms) | Python sqlite3, same SQL (ms) |")
+print("|---|---|---:|---:|---:|")
+for row in ours["rows"]:
+    q = row.get("query")
+    if q is None:
+        peer = "—"
+    else:
+        peer = f"{timed(lambda: run(q, 200)):.2f}"
+    matched = row.get("matched", "—")
+    print(f"| {row['what']} | {q if q else ''} | {matched} | {row['median_ms']:.2f} | {peer} |")
+PY

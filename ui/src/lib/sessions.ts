@@ -1,0 +1,99 @@
+// Sessions as the Rust store keeps them: listed and searched as the clinician
+// types, opened from the sidebar, saved as the clinician writes.
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { call } from "./ipc";
+import type { ReadingSnapshot } from "./reading";
+
+export type SessionStatus = "open" | "drafted" | "preliminary" | "final";
+
+export interface SessionSummary {
+  id: number;
+  title: string;
+  created_at: string;
+  updated_at: string;
+  status: SessionStatus;
+}
+
+export interface SessionPage {
+  sessions: SessionSummary[];
+  total: number;
+}
+
+export interface Notes {
+  indication: string;
+  history: string;
+  comparison: string;
+  free_text: string;
+}
+
+export interface Draft {
+  id: number;
+  created_at: string;
+  model_id: string;
+  device: string;
+  quantization: string;
+  seed: number;
+  generated_tokens: number;
+  stop_reason: string;
+  text: string;
+}
+
+export type ReportStatus = "draft" | "preliminary" | "final";
+
+export interface Report {
+  id: number;
+  version: number;
+  text: string;
+  status: ReportStatus;
+  signed_at: string | null;
+  created_at: string;
+  addendum_of: number | null;
+}
+
+export interface SessionDetail extends SessionSummary {
+  notes: Notes;
+  images: { sha256: string; position: number; byte_size: number }[];
+  drafts: Draft[];
+  reports: Report[];
+}
+
+export interface StoreStatus {
+  available: boolean;
+  problem: string | null;
+  notice: string | null;
+  lastError: string | null;
+}
+
+export interface SessionState {
+  current: SessionDetail | null;
+  store: StoreStatus;
+}
+
+export const emptyNotes = (): Notes => ({ indication: "", history: "", comparison: "", free_text: "" });
+
+export const sessionState = () => call<SessionState>("session_state");
+export const listSessions = (query: string, limit = 200) => call<SessionPage>("sessions_list", { query, limit });
+export const openSession = (id: number) => call<ReadingSnapshot>("session_open", { id });
+export const saveNotes = (id: number, notes: Notes) => call<void>("session_save_notes", { id, notes });
+export const saveReport = (id: number, text: string) => call<Report>("session_save_report", { id, text });
+export const signReport = (id: number, status: "preliminary" | "final") => call<Report>("session_sign", { id, status });
+export const deleteSession = (id: number) => call<void>("session_delete", { id });
+export const dismissStoreNotice = () => call<void>("dismiss_store_notice");
+
+export function onSessionsChanged(cb: () => void): Promise<UnlistenFn> {
+  return listen("sessions-changed", () => cb());
+}
+
+/** The report the editor works on: the newest version, and the signed text before it. */
+export function reportView(reports: Report[]): { working: Report | null; signed: Report[] } {
+  const working = reports.length > 0 ? reports[reports.length - 1] : null;
+  return { working, signed: reports.filter((r) => r.status !== "draft") };
+}
+
+/** "2026-11-29T11:06:41.123Z" as a short local date and time. */
+export function shortTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
