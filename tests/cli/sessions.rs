@@ -378,7 +378,11 @@ fn a_full_disk_is_reported_and_nothing_is_half_written() {
         echo "--- list"
         "$BIN" --data-dir "$1/data" sessions list --json 2>&1
         echo "--- files"
-        find "$1/data/images" -type f | wc -l"#;
+        find "$1/data/images" -type f | wc -l
+        mount -o remount,ro "$1"
+        echo "--- readonly"
+        "$BIN" --data-dir "$1/data" sessions import "$2" 2>&1 || echo "exit $?"
+        echo "--- end""#;
     let out = in_mount_namespace(
         script,
         &[
@@ -417,4 +421,6 @@ fn a_full_disk_is_reported_and_nothing_is_half_written() {
         "the first session is intact, the second not half-there"
     );
     assert_eq!(section("files"), "1", "no partial image file is left");
+    let readonly = section("readonly");
+    assert!(readonly.contains("not writable") && readonly.contains("Read-only") && readonly.ends_with("exit 1"), "{text}");
 }

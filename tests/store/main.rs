@@ -62,6 +62,15 @@ fn child_writer() {
             store.save_notes(id, &notes).expect("save notes");
             say(format!("N {id} {k}"));
         }
+        if rng.random_bool(0.3) {
+            let bytes: Vec<u8> = (0..rng.random_range(1..20_000)).map(|_| rng.random()).collect();
+            let sha = store.add_image(id, &bytes, &serde_json::json!({ "modality": "CR" })).expect("image");
+            say(format!("I {id} {sha}"));
+        }
+        for k in 0..rng.random_range(0..3u32) {
+            store.save_report(id, &format!("report {k}")).expect("report");
+            say(format!("R {id} {k}"));
+        }
         if rng.random_bool(0.5) {
             let text = format!("draft {} for {id}", rng.random::<u32>());
             let draft_id = store.add_draft(id, &draft(text.clone())).expect("draft");
@@ -84,6 +93,10 @@ struct Reported {
     notes: BTreeMap<i64, u32>,
     /// Draft id → (session, text).
     drafts: BTreeMap<i64, (i64, String)>,
+    /// The highest report edit per session.
+    reports: BTreeMap<i64, u32>,
+    /// Images (sha256) per session.
+    images: BTreeMap<i64, Vec<String>>,
     writes: usize,
 }
 
@@ -102,6 +115,14 @@ impl Reported {
             }
             "D" => {
                 self.drafts.insert(num(2), (num(1), parts.get(3).expect(line).to_string()));
+            }
+            "R" => {
+                let k = num(2) as u32;
+                let e = self.reports.entry(num(1)).or_insert(k);
+                *e = (*e).max(k);
+            }
+            "I" => {
+                self.images.entry(num(1)).or_default().push(parts.get(2).expect(line).to_string());
             }
             "X" => {
                 self.sessions.remove(&num(1));
@@ -145,6 +166,20 @@ impl Reported {
                     panic!("session {id}: reported note edit {k} is lost (notes: {:?})", detail.notes)
                 });
                 assert!(edit >= k, "session {id}: note edit {k} was reported, the store has {edit}");
+            }
+            if let Some(&k) = self.reports.get(&id) {
+                let text = detail.reports.last().map(|r| r.text.clone()).unwrap_or_default();
+                let edit: u32 = text.trim_start_matches("report ").parse().unwrap_or_else(|_| {
+                    panic!("session {id}: reported report edit {k} is lost (reports: {:?})", detail.reports)
+                });
+                assert!(edit >= k, "session {id}: report edit {k} was reported, the store has {edit}");
+            }
+            for sha in self.images.get(&id).into_iter().flatten() {
+                assert!(detail.images.iter().any(|i| &i.sha256 == sha), "session {id}: reported image {sha} is lost");
+                let path = store.image_path(sha).unwrap().expect("the image row");
+                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("image file {}: {e}", path.display()));
+                assert_eq!(&medgemma_desk::store::sha256_hex(&bytes), sha, "image bytes intact");
+                checked += 1;
             }
             for d in detail.drafts {
                 drafts_seen.insert(d.id.0, (id, d.draft.text));
