@@ -153,6 +153,22 @@ impl Sessions {
     }
 }
 
+impl Sessions {
+    /// Keeps a draft (finished, stopped or failed part-way) with its
+    /// provenance, and the hash of the image the model saw.
+    pub fn keep_draft(&self, id: SessionId, outcome: &crate::drafting::DraftOutcome) -> Result<crate::store::DraftId, SessionError> {
+        self.with_store(|store| {
+            let draft_id = store.add_draft(id, &outcome.draft)?;
+            if let (Some(hash), Some(detail)) = (&outcome.model_input_sha256, store.session(id)?) {
+                if let Some(first) = detail.images.first() {
+                    store.set_model_input_hash(&first.sha256, hash)?;
+                }
+            }
+            Ok(draft_id)
+        })
+    }
+}
+
 /// What a new session is made from: the study's files (each once) with their
 /// key tags, and its title. Taken from the study on screen without copying pixels.
 #[derive(Debug, Clone)]

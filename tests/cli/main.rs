@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+mod draft;
 mod generate;
 mod imaging;
 mod sessions;
@@ -91,8 +92,8 @@ fn unwritable_data_dir_says_so_in_one_line() {
 #[test]
 fn subcommands_run_without_a_display() {
     // No subcommand may need a window system; one not yet built says so.
-    let out = medgemma_desk(&["draft"]);
-    // `draft` arrives with the drafting workflow; until then it says so in one line.
+    let out = medgemma_desk(&["models"]);
+    // `models` arrives with the models work; until then it says so in one line.
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_one_line(&err);

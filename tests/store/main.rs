@@ -35,6 +35,9 @@ fn draft(text: String) -> NewDraft {
         timings: serde_json::json!({ "decode_ms": 1.0 }),
         stop_reason: "end_of_turn".into(),
         text,
+        template: "chest-xray-report".into(),
+        question: None,
+        error: None,
     }
 }
 

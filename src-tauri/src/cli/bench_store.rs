@@ -48,6 +48,9 @@ fn draft(rng: &mut impl Rng) -> NewDraft {
         timings: json!({ "prefill_ms": 900.0, "decode_ms": 12000.0 }),
         stop_reason: "end_of_turn".into(),
         text: format!("FINDINGS:\n{}\n\nIMPRESSION:\n{}", findings.join(" "), sentence(rng, 8)),
+        template: "chest-xray-report".into(),
+        question: None,
+        error: None,
     }
 }
 

@@ -12,6 +12,7 @@ use crate::DataDir;
 
 mod bench;
 mod bench_store;
+mod draft;
 mod generate;
 mod info;
 mod render;
@@ -58,7 +59,7 @@ pub enum Command {
     /// Run a model on a prompt (and images), streaming the text.
     Generate(generate::GenerateArgs),
     /// Draft a report for an image with a template, and keep the session.
-    Draft(Pending),
+    Draft(draft::DraftArgs),
     /// List, show, search or delete stored sessions.
     Sessions(sessions::SessionsArgs),
     /// List, import, verify or download models.
@@ -145,6 +146,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         Some(Command::Info(args)) => Ok(info::run(args)?),
         Some(Command::Render(args)) => Ok(render::run(args)?),
         Some(Command::Sessions(args)) => Ok(sessions::run(args, cli.data_dir.as_deref())?),
+        Some(Command::Draft(args)) => Ok(draft::run(args, cli.data_dir.as_deref())?),
         Some(command) => Err(Failure::Failed(format!(
             "`{}` is not available in this version of MedGemma Desk yet",
             command.name()

@@ -87,6 +87,7 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
         study_date: a.text(tags::STUDY_DATE),
         series_description: a.text(tags::SERIES_DESCRIPTION),
         series_instance_uid: a.text(tags::SERIES_INSTANCE_UID),
+        study_instance_uid: a.text(tags::STUDY_INSTANCE_UID),
         instance_number: a.text(tags::INSTANCE_NUMBER).and_then(|t| t.trim().parse().ok()),
         rows,
         columns,

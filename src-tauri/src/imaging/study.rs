@@ -50,6 +50,9 @@ pub struct KeyTags {
     pub study_date: Option<String>,
     pub series_description: Option<String>,
     pub series_instance_uid: Option<String>,
+    /// Used to group files into studies; not shown or stored.
+    #[serde(skip)]
+    pub study_instance_uid: Option<String>,
     pub instance_number: Option<i64>,
     pub rows: u32,
     pub columns: u32,

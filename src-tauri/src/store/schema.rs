@@ -155,8 +155,18 @@ CREATE TRIGGER search_report_delete AFTER DELETE ON reports BEGIN
 END;
 "#;
 
+/// Version 2: what a draft was asked for and how it ended. `template` is the
+/// template's id, `question` the clinician's follow-up (NULL for a first
+/// draft), `error` why a generation stopped early (NULL when it did not): a
+/// partial draft is kept and marked, never dropped.
+const V2: &str = r#"
+ALTER TABLE drafts ADD COLUMN template TEXT NOT NULL DEFAULT '';
+ALTER TABLE drafts ADD COLUMN question TEXT;
+ALTER TABLE drafts ADD COLUMN error TEXT;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

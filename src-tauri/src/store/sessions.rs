@@ -105,6 +105,15 @@ pub struct NewDraft {
     pub timings: Value,
     pub stop_reason: String,
     pub text: String,
+    /// The template's id.
+    #[serde(default)]
+    pub template: String,
+    /// The clinician's follow-up question, for an answer to one.
+    #[serde(default)]
+    pub question: Option<String>,
+    /// Why the generation stopped early (the text is what came before).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A stored draft.
@@ -198,8 +207,8 @@ pub(super) fn insert_draft(
     tx.execute(
         "INSERT INTO drafts (session_id, created_at, model_id, weights_sha256, quantization, device,
          app_version, prompt, params_json, seed, prompt_tokens, generated_tokens, timings_json,
-         stop_reason, text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         stop_reason, text, template, question, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
         id.0,
         at,
@@ -217,6 +226,9 @@ pub(super) fn insert_draft(
         draft.timings.to_string(),
         draft.stop_reason,
         draft.text,
+        draft.template,
+        draft.question,
+        draft.error,
         ],
     )?;
     Ok(DraftId(tx.last_insert_rowid()))
@@ -426,7 +438,8 @@ impl Store {
     fn drafts(&self, id: SessionId) -> Result<Vec<Draft>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, created_at, model_id, weights_sha256, quantization, device, app_version, prompt,
-                 params_json, seed, prompt_tokens, generated_tokens, timings_json, stop_reason, text
+                 params_json, seed, prompt_tokens, generated_tokens, timings_json, stop_reason, text,
+                 template, question, error
              FROM drafts WHERE session_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id.0], |r| {
@@ -447,6 +460,9 @@ impl Store {
                     timings: json_column(r.get(12)?),
                     stop_reason: r.get(13)?,
                     text: r.get(14)?,
+                    template: r.get(15)?,
+                    question: r.get(16)?,
+                    error: r.get(17)?,
                 },
             })
         })?;

@@ -27,6 +27,9 @@ pub(super) fn sample_draft(text: &str) -> NewDraft {
         timings: json!({ "prefill_ms": 812.5, "decode_ms": 2100.0 }),
         stop_reason: "end_of_turn".into(),
         text: text.into(),
+        template: "chest-xray-report".into(),
+        question: None,
+        error: None,
     }
 }
 

@@ -1,0 +1,189 @@
+//! `medgemma-desk draft`: the drafting service without a window. Each study
+//! (a file, or the files of one study in a folder) becomes a session in the
+//! data folder with its notes and the draft, unless --no-save. A progress line
+//! per study goes to stderr; the draft's text to stdout; --json ends each
+//! study with one JSON object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use clap::Args;
+use medgemma_models::DeviceChoice;
+
+use crate::drafting::{engine, templates, DraftRequest, LoadedModel, Sampling};
+use crate::imaging::{self, Study};
+use crate::session::{OpenedStudy, Sessions};
+use crate::store::Notes;
+use crate::DataDir;
+
+#[derive(Debug, Args)]
+pub struct DraftArgs {
+    /// The model folder (config.json, *.safetensors, tokenizer.json).
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    /// A separate vision projector (GGUF models; not supported by this build yet).
+    #[arg(long, value_name = "PATH")]
+    mmproj: Option<PathBuf>,
+    /// An image (DICOM, PNG, JPEG) or a folder of DICOM files; repeat for a batch.
+    #[arg(long, value_name = "FILE", required = true)]
+    image: Vec<PathBuf>,
+    /// Free-text case notes.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    notes: String,
+    /// The reason for the study.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    indication: String,
+    /// Relevant clinical history.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    history: String,
+    /// The prior study compared with.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    comparison: String,
+    /// A question (needed by the free-question template).
+    #[arg(long, value_name = "TEXT")]
+    question: Option<String>,
+    /// The template's id (a file name in the data folder's templates/, without .toml).
+    #[arg(long, value_name = "NAME", default_value = templates::DEFAULT_TEMPLATE)]
+    template: String,
+    /// Sample with this seed instead of greedy decoding (the same seed gives the same draft).
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// The most tokens to write (default: the template's).
+    #[arg(long, value_name = "N")]
+    max_tokens: Option<usize>,
+    /// auto, cpu, cuda, cuda:N or metal.
+    #[arg(long, default_value = "auto", value_name = "D")]
+    device: String,
+    /// CPU threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Do not keep the session in the data folder.
+    #[arg(long)]
+    no_save: bool,
+    /// End each study with one JSON object: session_id, draft_id, text, provenance.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The studies in the inputs: a file is one; a folder's files are grouped
+/// by their Study Instance UID (a file without one is a study of its own).
+fn studies(inputs: &[PathBuf]) -> Result<Vec<Study>, String> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let study = imaging::open(input).map_err(|e| e.to_string())?;
+        if !input.is_dir() {
+            out.push(study);
+            continue;
+        }
+        let mut groups: BTreeMap<String, Vec<imaging::Image>> = BTreeMap::new();
+        for image in study.images {
+            let key = image.tags.study_instance_uid.clone().unwrap_or_else(|| image.source.display().to_string());
+            groups.entry(key).or_default().push(image);
+        }
+        for (_, images) in groups {
+            let source = images.first().map(|i| i.source.clone()).unwrap_or_else(|| input.clone());
+            out.push(Study { source, images });
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
+    if let Some(n) = args.threads {
+        crate::cli::set_cpu_threads(n)?;
+    }
+    if args.mmproj.is_some() {
+        return Err("--mmproj (GGUF models) is not supported by this version yet; use a model folder with safetensors".into());
+    }
+    let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
+    let data_dir = DataDir::prepare(data_dir).map_err(|e| e.to_string())?;
+    let template = templates::find(data_dir.path(), &args.template).map_err(|e| e.to_string())?;
+    let notes = Notes { indication: args.indication.clone(), history: args.history.clone(), comparison: args.comparison.clone(), free_text: args.notes.clone() };
+    let studies = studies(&args.image)?;
+    let sessions = if args.no_save { None } else { Some(Sessions::open(data_dir.path())) };
+    if let Some(problem) = sessions.as_ref().and_then(|s| s.status().problem) {
+        return Err(format!("sessions cannot be kept: {problem} (use --no-save to draft without keeping them)"));
+    }
+    let hashes = data_dir.path().join("cache").join("weights-sha256.json");
+    eprintln!("Loading {} …", args.model.display());
+    let loaded = LoadedModel::load(&args.model, device, Some(&hashes)).map_err(|e| e.to_string())?;
+    let sampling = match args.seed {
+        Some(seed) => Sampling::varied(&template, seed),
+        None => Sampling::greedy(),
+    };
+    let total = studies.len();
+    for (n, study) in studies.iter().enumerate() {
+        let name = study.source.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        eprintln!("[{}/{total}] {name}: drafting …", n + 1);
+        let image = imaging::model_input(study, 0, None).map_err(|e| e.to_string())?;
+        let request = DraftRequest {
+            template: template.clone(),
+            notes: notes.clone(),
+            image: Some(image),
+            earlier: None,
+            question: args.question.clone(),
+            sampling,
+            max_tokens: args.max_tokens,
+        };
+        let session_id = match &sessions {
+            Some(s) => {
+                let id = s.start(&OpenedStudy::of(study)).map_err(|e| e.to_string())?;
+                s.with_store(|st| st.save_notes(id, &notes)).map_err(|e| e.to_string())?;
+                Some(id)
+            }
+            None => None,
+        };
+        let mut stdout = std::io::stdout().lock();
+        let outcome = engine::run(&loaded, &request, &mut |_, _| {}, &mut |piece| {
+            use std::io::Write;
+            if !args.json {
+                let _ = stdout.write_all(piece.as_bytes());
+                let _ = stdout.flush();
+            }
+        }, &AtomicBool::new(false));
+        drop(stdout);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                // The session (image and notes) stays; the reason is the answer.
+                return Err(match session_id {
+                    Some(id) => format!("{e} (session {id} keeps the image and notes)"),
+                    None => e.to_string(),
+                });
+            }
+        };
+        let draft_id = match (&sessions, session_id) {
+            (Some(s), Some(id)) => Some(s.keep_draft(id, &outcome).map_err(|e| e.to_string())?),
+            _ => None,
+        };
+        if !args.json {
+            println!();
+        }
+        let stats = &outcome.stats;
+        eprintln!(
+            "[{}/{total}] {name}: {} tokens in {:.1} s ({:.1} tok/s), stopped: {}{}",
+            n + 1,
+            outcome.draft.generated_tokens,
+            stats.total_ms / 1000.0,
+            stats.decode_tok_s,
+            outcome.draft.stop_reason,
+            session_id.map(|id| format!(" → session {id}")).unwrap_or_default()
+        );
+        if args.json {
+            let json = serde_json::json!({
+                "session_id": session_id,
+                "draft_id": draft_id,
+                "text": outcome.draft.text,
+                "source": study.source.display().to_string(),
+                "model_input_sha256": outcome.model_input_sha256,
+                "provenance": outcome.draft,
+            });
+            println!("{json}");
+        }
+        if let Some(error) = &outcome.draft.error {
+            return Err(error.clone());
+        }
+    }
+    Ok(())
+}

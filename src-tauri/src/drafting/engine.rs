@@ -1,0 +1,281 @@
+//! One draft on a loaded model, the same for the window and the command
+//! line: the conversation from template + notes (+ an earlier answer and a
+//! question), the image as the model sees it, a check that it all fits the
+//! model's context, generation streamed piece by piece, and everything the
+//! store keeps about how the draft was made.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use image::{DynamicImage, RgbImage};
+use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, StopReason};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::prompt;
+use super::templates::Template;
+use crate::store::{NewDraft, Notes};
+
+/// Why a draft could not start (a failure after it started keeps the partial text).
+#[derive(Debug, thiserror::Error)]
+pub enum DraftError {
+    #[error("the model could not be loaded: {0}")]
+    Load(String),
+    #[error(
+        "the case notes are too long for this model: the request is {tokens} tokens and the model reads at most \
+         {limit} (with room for at least {room} tokens of answer); shorten the notes"
+    )]
+    TooLong { tokens: usize, limit: usize, room: usize },
+    #[error("this template needs a question; type one first")]
+    NeedsQuestion,
+    #[error("this model cannot look at images (it has no vision tower); pick a MedGemma model")]
+    NoVision,
+    #[error("{0}")]
+    Model(String),
+}
+
+/// A model ready to draft, with what provenance needs to say about it.
+pub struct LoadedModel {
+    pub model: Model,
+    pub dir: PathBuf,
+    pub id: String,
+    pub weights_sha256: String,
+    pub quantization: String,
+    pub device: String,
+}
+
+impl LoadedModel {
+    /// Loads the model folder (the weights' hash comes from `hashes` when the
+    /// files have not changed since it was computed).
+    pub fn load(dir: &Path, device: DeviceChoice, hashes: Option<&Path>) -> Result<LoadedModel, DraftError> {
+        let model = Model::load(dir, device).map_err(|e| DraftError::Load(e.to_string()))?;
+        let weights_sha256 = weights_sha256(dir, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
+        let dtype = medgemma_models::model::dtype_for(model.device());
+        // "Cpu", "Cuda(CudaDevice(…))", "Metal(…)" → "cpu", "cuda", "metal".
+        let device = format!("{:?}", model.device()).split('(').next().unwrap_or("cpu").to_lowercase();
+        Ok(LoadedModel {
+            id: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+            dir: dir.to_path_buf(),
+            quantization: format!("{dtype:?}").to_lowercase(),
+            device,
+            weights_sha256,
+            model,
+        })
+    }
+}
+
+/// The sha256 of the weights: of the one `.safetensors` file, or of the list
+/// of each shard's name and hash. Cached in `cache` (a JSON file) by path,
+/// size and modification time, since hashing gigabytes takes seconds.
+pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    files.sort();
+    let mut known: serde_json::Map<String, serde_json::Value> = cache
+        .and_then(|c| std::fs::read(c).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut changed = false;
+    let mut each = Vec::new();
+    for f in &files {
+        let meta = std::fs::metadata(f)?;
+        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let key = format!("{}|{}|{mtime}", f.display(), meta.len());
+        let hash = match known.get(&key).and_then(|v| v.as_str()) {
+            Some(h) => h.to_string(),
+            None => {
+                let h = hash_file(f)?;
+                known.insert(key, h.clone().into());
+                changed = true;
+                h
+            }
+        };
+        each.push((f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), hash));
+    }
+    if changed {
+        if let Some(c) = cache {
+            if let Some(parent) = c.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = std::fs::write(c, serde_json::Value::Object(known).to_string());
+        }
+    }
+    Ok(match each.as_slice() {
+        [(_, one)] => one.clone(),
+        many => {
+            let listing: String = many.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
+            crate::store::sha256_hex(listing.as_bytes())
+        }
+    })
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// How to sample: greedy (the same draft every time) or seeded sampling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub top_k: Option<usize>,
+    pub seed: u64,
+}
+
+impl Sampling {
+    pub fn greedy() -> Self {
+        Sampling { temperature: 0.0, top_p: None, top_k: None, seed: 0 }
+    }
+
+    /// A different draft: sampling at the template's temperature (0.7 when
+    /// the template is greedy, which would repeat itself) with `seed`.
+    pub fn varied(template: &Template, seed: u64) -> Self {
+        let temperature = if template.temperature > 0.0 { template.temperature } else { 0.7 };
+        Sampling { temperature, top_p: Some(0.95), top_k: Some(64), seed }
+    }
+}
+
+/// Everything a draft is made from.
+pub struct DraftRequest {
+    pub template: Template,
+    pub notes: Notes,
+    /// The image exactly as handed to the model's processor (8-bit RGB).
+    pub image: Option<RgbImage>,
+    /// For a follow-up: the answer it builds on, and that answer's question.
+    pub earlier: Option<(String, Option<String>)>,
+    pub question: Option<String>,
+    pub sampling: Sampling,
+    /// The most tokens to write (the template's when `None`).
+    pub max_tokens: Option<usize>,
+}
+
+/// A finished (or stopped, or failed mid-way) draft, ready to keep.
+pub struct DraftOutcome {
+    pub draft: NewDraft,
+    pub stats: GenerationStats,
+    /// sha256 of the model-input image's RGB bytes (with its size).
+    pub model_input_sha256: Option<String>,
+}
+
+/// The tokens a draft's answer needs at the very least.
+const MIN_ANSWER_TOKENS: usize = 16;
+
+/// Runs one draft. `on_started` gets (prompt tokens, answer budget) once the
+/// request is known to fit; `on_text` every piece of text as it is made;
+/// `cancel` stops it within one token. A model failure after the start is
+/// not an `Err`: the partial text comes back marked with the error.
+pub fn run(
+    loaded: &LoadedModel,
+    req: &DraftRequest,
+    on_started: &mut dyn FnMut(usize, usize),
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<DraftOutcome, DraftError> {
+    let model = &loaded.model;
+    let question = req.question.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if req.template.needs_question && question.is_none() && req.earlier.is_none() {
+        return Err(DraftError::NeedsQuestion);
+    }
+    if req.image.is_some() && model.processor.is_none() {
+        return Err(DraftError::NoVision);
+    }
+    let earlier = req.earlier.as_ref().map(|(a, q)| (a.as_str(), q.as_deref()));
+    let messages = prompt::conversation(&req.template, &req.notes, req.image.is_some(), earlier, question);
+    let prompt_text = model.render_prompt(&messages).map_err(|e| DraftError::Model(e.to_string()))?;
+    let ids = model.encode_conversation(&messages).map_err(|e| DraftError::Model(e.to_string()))?;
+    let limit = model.config().text.max_position_embeddings;
+    let wanted = req.max_tokens.unwrap_or(req.template.max_tokens).max(1);
+    if ids.len() + MIN_ANSWER_TOKENS.min(wanted) > limit {
+        return Err(DraftError::TooLong { tokens: ids.len(), limit, room: MIN_ANSWER_TOKENS.min(wanted) });
+    }
+    // A long request leaves less room: the answer gets what is left.
+    let max_new_tokens = wanted.min(limit - ids.len());
+    let params = GenerationParams {
+        max_new_tokens,
+        temperature: req.sampling.temperature,
+        top_k: req.sampling.top_k,
+        top_p: req.sampling.top_p,
+        seed: req.sampling.seed,
+        ..Default::default()
+    };
+    on_started(ids.len(), max_new_tokens);
+
+    let images: Vec<DynamicImage> = req.image.iter().map(|i| DynamicImage::ImageRgb8(i.clone())).collect();
+    let model_input_sha256 = req.image.as_ref().map(|i| {
+        let mut bytes = format!("{}x{} rgb8\n", i.width(), i.height()).into_bytes();
+        bytes.extend_from_slice(i.as_raw());
+        crate::store::sha256_hex(&bytes)
+    });
+    let start = Instant::now();
+    let mut partial = String::new();
+    let result = model.generate(
+        &ids,
+        &images,
+        &params,
+        &mut |piece| {
+            partial.push_str(piece);
+            on_text(piece);
+        },
+        cancel,
+    );
+    let (text, stop_reason, stats, error) = match result {
+        Ok(out) => {
+            let stop = match out.stop_reason {
+                StopReason::EndOfTurn => "end_of_turn",
+                StopReason::MaxTokens => "max_tokens",
+                StopReason::Cancelled => "stopped",
+                StopReason::ContextFull => "context_full",
+            };
+            (out.text, stop, out.stats, None)
+        }
+        Err(e) => {
+            let stats = GenerationStats { prompt_tokens: ids.len(), total_ms: start.elapsed().as_secs_f64() * 1000.0, ..Default::default() };
+            (partial.clone(), "error", stats, Some(model_error_in_words(&e)))
+        }
+    };
+    let generated = if error.is_some() { 0 } else { stats.generated_tokens };
+    let draft = NewDraft {
+        model_id: loaded.id.clone(),
+        weights_sha256: loaded.weights_sha256.clone(),
+        quantization: loaded.quantization.clone(),
+        device: loaded.device.clone(),
+        app_version: crate::APP_VERSION.into(),
+        prompt: prompt_text,
+        params: serde_json::to_value(&params).unwrap_or_else(|_| json!({})),
+        seed: params.seed,
+        prompt_tokens: ids.len() as u32,
+        generated_tokens: generated as u32,
+        timings: serde_json::to_value(&stats).unwrap_or_else(|_| json!({})),
+        stop_reason: stop_reason.into(),
+        text: text.trim_end().to_string(),
+        template: req.template.id.clone(),
+        question: question.map(str::to_string),
+        error,
+    };
+    Ok(DraftOutcome { draft, stats, model_input_sha256 })
+}
+
+/// A model failure in words for the clinician.
+fn model_error_in_words(e: &ModelError) -> String {
+    let text = e.to_string();
+    if text.to_lowercase().contains("out of memory") || text.contains("alloc") {
+        format!("the computer ran out of memory while drafting; the text so far is kept ({text})")
+    } else {
+        format!("the model failed while drafting; the text so far is kept ({text})")
+    }
+}

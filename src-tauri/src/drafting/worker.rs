@@ -1,0 +1,104 @@
+//! The model thread: one, dedicated, owning the loaded model. Drafts arrive
+//! over a channel and run one at a time; text leaves through the job's
+//! callbacks as it is made. Nothing here blocks the window.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+
+use medgemma_models::DeviceChoice;
+
+use super::engine::{self, DraftError, DraftOutcome, DraftRequest, LoadedModel};
+use super::DraftEvent;
+
+/// One draft to make.
+pub struct Job {
+    pub model_dir: PathBuf,
+    pub request: DraftRequest,
+    /// Streaming events (loading, started, text).
+    pub events: Box<dyn FnMut(DraftEvent) + Send>,
+    /// The outcome, once (on the model thread).
+    pub done: Box<dyn FnOnce(Result<DraftOutcome, DraftError>) + Send>,
+}
+
+/// The handle the app keeps: sends jobs, stops the running one.
+pub struct Worker {
+    jobs: Mutex<Option<Sender<Job>>>,
+    cancel: Arc<AtomicBool>,
+    busy: Arc<AtomicBool>,
+    hashes: Option<PathBuf>,
+}
+
+impl Worker {
+    /// `hashes`: where weights hashes are cached (in the data folder).
+    pub fn new(hashes: Option<PathBuf>) -> Worker {
+        Worker { jobs: Mutex::new(None), cancel: Arc::default(), busy: Arc::default(), hashes }
+    }
+
+    /// Whether a draft is being made.
+    pub fn busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// Stops the running draft after its current token.
+    pub fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Queues a draft; `Err` gives the job back when one is already running.
+    pub fn submit(&self, job: Job) -> Result<(), Job> {
+        if self.busy.swap(true, Ordering::SeqCst) {
+            return Err(job);
+        }
+        self.cancel.store(false, Ordering::SeqCst);
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = jobs.get_or_insert_with(|| self.spawn());
+        if let Err(back) = sender.send(job) {
+            // The thread is gone (it panicked): start a new one for this job.
+            let fresh = self.spawn();
+            let job = back.0;
+            let _ = fresh.send(job);
+            *jobs = Some(fresh);
+        }
+        Ok(())
+    }
+
+    fn spawn(&self) -> Sender<Job> {
+        let (tx, rx) = channel::<Job>();
+        let cancel = self.cancel.clone();
+        let busy = self.busy.clone();
+        let hashes = self.hashes.clone();
+        let spawned = std::thread::Builder::new().name("model".into()).spawn(move || {
+            let mut loaded: Option<LoadedModel> = None;
+            for mut job in rx {
+                let result = (|| {
+                    if loaded.as_ref().is_none_or(|m| m.dir != job.model_dir) {
+                        loaded = None; // free the old model before loading the next
+                        (job.events)(DraftEvent::Loading { model: job.model_dir.display().to_string() });
+                        loaded = Some(LoadedModel::load(&job.model_dir, DeviceChoice::Auto, hashes.as_deref())?);
+                    }
+                    let model = loaded.as_ref().ok_or_else(|| DraftError::Load("no model".into()))?;
+                    // Both callbacks send on the same event sink, one at a time.
+                    let events = std::cell::RefCell::new(&mut job.events);
+                    let mut started = |prompt_tokens: usize, max_tokens: usize| {
+                        (events.borrow_mut())(DraftEvent::Started {
+                            prompt_tokens,
+                            max_tokens,
+                            model: model.id.clone(),
+                            device: model.device.clone(),
+                        })
+                    };
+                    let mut on_text = |piece: &str| (events.borrow_mut())(DraftEvent::Token { text: piece.to_string() });
+                    engine::run(model, &job.request, &mut started, &mut on_text, &cancel)
+                })();
+                busy.store(false, Ordering::SeqCst);
+                (job.done)(result);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!("the model thread could not start: {e}");
+        }
+        tx
+    }
+}
