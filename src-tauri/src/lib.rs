@@ -25,6 +25,8 @@ pub struct AppState {
     pub reading: reading::Reading,
     /// The sessions store and the session on screen.
     pub sessions: session::Sessions,
+    /// The model thread.
+    pub drafting: drafting::worker::Worker,
 }
 
 /// Why the window could not be opened.
@@ -50,7 +52,8 @@ pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), 
     window::ensure_display()?;
     let webview_dir = data_dir.webview();
     let sessions = session::Sessions::open(data_dir.path());
-    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions })
+    let drafting = drafting::worker::Worker::new(Some(data_dir.path().join("cache").join("weights-sha256.json")));
+    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting })
         .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             window::open_main(app.handle(), webview_dir)?;

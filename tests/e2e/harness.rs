@@ -51,6 +51,9 @@ impl Driver {
         let native_port = free_port();
         let child = Command::new(tauri_driver())
             .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            // The tiny fixture model writes faster than WebDriver can press Stop:
+            // the app's pacing aid slows its stream to a person's pace.
+            .env("MEDGEMMA_DESK_TOKEN_PACE_MS", "40")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

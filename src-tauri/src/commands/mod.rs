@@ -2,6 +2,7 @@
 //! validate, call a service, map errors to `{ kind, message }`.
 
 mod app;
+mod drafting;
 pub mod imaging;
 mod names;
 mod sessions;
@@ -36,7 +37,11 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         sessions::session_save_report,
         sessions::session_sign,
         sessions::session_delete,
-        sessions::dismiss_store_notice
+        sessions::dismiss_store_notice,
+        drafting::drafting_state,
+        drafting::draft_start,
+        drafting::draft_stop,
+        drafting::draft_review
     ]
 }
 

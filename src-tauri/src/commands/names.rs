@@ -15,6 +15,10 @@ pub const COMMAND_NAMES: &[&str] = &[
     "session_sign",
     "session_delete",
     "dismiss_store_notice",
+    "drafting_state",
+    "draft_start",
+    "draft_stop",
+    "draft_review",
 ];
 
 /// Tauri core permissions the window needs beyond our commands: listening for

@@ -78,6 +78,7 @@ fn invoke(cmd: &str) -> Result<serde_json::Value, serde_json::Value> {
         data_dir: DataDir::prepare(Some(tmp.path())).unwrap(),
         reading: Default::default(),
         sessions: crate::session::Sessions::open(tmp.path()),
+        drafting: crate::drafting::worker::Worker::new(None),
     };
     let app = crate::configure(mock_builder(), state).build(tauri::generate_context!()).unwrap();
     let webview = tauri::WebviewWindowBuilder::new(&app, crate::window::MAIN_WINDOW, Default::default())

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use medgemma_models::DeviceChoice;
 
@@ -28,12 +29,19 @@ pub struct Worker {
     cancel: Arc<AtomicBool>,
     busy: Arc<AtomicBool>,
     hashes: Option<PathBuf>,
+    pace: Option<Duration>,
 }
+
+/// A pause after each streamed piece, in ms, from this environment variable:
+/// for demonstrations and the window tests, where the tiny fixture model
+/// writes faster than a person (or WebDriver) can press Stop. Unset in use.
+pub const PACE_ENV: &str = "MEDGEMMA_DESK_TOKEN_PACE_MS";
 
 impl Worker {
     /// `hashes`: where weights hashes are cached (in the data folder).
     pub fn new(hashes: Option<PathBuf>) -> Worker {
-        Worker { jobs: Mutex::new(None), cancel: Arc::default(), busy: Arc::default(), hashes }
+        let pace = std::env::var(PACE_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms > 0).map(Duration::from_millis);
+        Worker { jobs: Mutex::new(None), cancel: Arc::default(), busy: Arc::default(), hashes, pace }
     }
 
     /// Whether a draft is being made.
@@ -69,6 +77,7 @@ impl Worker {
         let cancel = self.cancel.clone();
         let busy = self.busy.clone();
         let hashes = self.hashes.clone();
+        let pace = self.pace;
         let spawned = std::thread::Builder::new().name("model".into()).spawn(move || {
             let mut loaded: Option<LoadedModel> = None;
             for mut job in rx {
@@ -89,7 +98,12 @@ impl Worker {
                             device: model.device.clone(),
                         })
                     };
-                    let mut on_text = |piece: &str| (events.borrow_mut())(DraftEvent::Token { text: piece.to_string() });
+                    let mut on_text = |piece: &str| {
+                        (events.borrow_mut())(DraftEvent::Token { text: piece.to_string() });
+                        if let Some(pace) = pace {
+                            std::thread::sleep(pace);
+                        }
+                    };
                     engine::run(model, &job.request, &mut started, &mut on_text, &cancel)
                 })();
                 busy.store(false, Ordering::SeqCst);

@@ -36,6 +36,11 @@ export interface Draft {
   generated_tokens: number;
   stop_reason: string;
   text: string;
+  template: string;
+  question: string | null;
+  error: string | null;
+  params: { temperature?: number; top_p?: number | null; top_k?: number | null; max_new_tokens?: number };
+  prompt_tokens: number;
 }
 
 export type ReportStatus = "draft" | "preliminary" | "final";

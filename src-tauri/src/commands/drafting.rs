@@ -1,0 +1,210 @@
+//! Drafting from the window: which models and templates there are, starting a
+//! draft (streamed back over a `Channel` as typed events), stopping it, and
+//! the review of a draft against the clinician's report.
+
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+use tauri::{Emitter, Manager};
+
+use super::sessions::SESSIONS_CHANGED;
+use super::CommandError;
+use crate::drafting::models::{self, ModelEntry, MODELS_DIR};
+use crate::drafting::review::{self, Change, Sentence};
+use crate::drafting::worker::Job;
+use crate::drafting::{templates, DraftEvent, DraftRequest, Sampling, Template};
+use crate::store::SessionId;
+use crate::AppState;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DraftingState {
+    pub models: Vec<ModelEntry>,
+    /// Where to put a model folder so the app finds it.
+    pub models_dir: String,
+    pub templates: Vec<Template>,
+    /// Template files that could not be read, in words.
+    pub template_problems: Vec<String>,
+    pub busy: bool,
+}
+
+#[tauri::command]
+pub async fn drafting_state<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<DraftingState, CommandError> {
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let state = handle.state::<AppState>();
+        let dir = state.data_dir.path();
+        let (templates, problems) = templates::load(dir);
+        DraftingState {
+            models: models::find(dir),
+            models_dir: dir.join(MODELS_DIR).display().to_string(),
+            templates,
+            template_problems: problems.iter().map(|p| p.to_string()).collect(),
+            busy: state.drafting.busy(),
+        }
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))
+}
+
+/// What kind of draft to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DraftMode {
+    /// A first draft with the template's settings (greedy by default).
+    First,
+    /// Another draft: sampling with a new seed.
+    Regenerate,
+    /// The base draft again, with its exact settings and seed.
+    Reproduce,
+    /// An answer to a question about the base draft.
+    FollowUp,
+}
+
+fn error(kind: &str, message: impl Into<String>) -> CommandError {
+    CommandError { kind: kind.into(), message: message.into() }
+}
+
+/// A seed the UI can show and type back exactly (JavaScript numbers hold 53 bits).
+fn new_seed() -> u64 {
+    rand::random::<u32>() as u64
+}
+
+#[tauri::command]
+#[allow(clippy::too_many_arguments)]
+pub async fn draft_start<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    session_id: i64,
+    template_id: String,
+    mode: DraftMode,
+    base_draft_id: Option<i64>,
+    question: Option<String>,
+    on_event: Channel<DraftEvent>,
+) -> Result<(), CommandError> {
+    let handle = app.clone();
+    let job = tauri::async_runtime::spawn_blocking(move || -> Result<(Job, std::path::PathBuf), CommandError> {
+        let state = handle.state::<AppState>();
+        let dir = state.data_dir.path().to_path_buf();
+        let id = SessionId(session_id);
+        let Some(model) = models::find(&dir).into_iter().next() else {
+            return Err(error("no_model", format!("there is no model yet: put a MedGemma model folder in {}", dir.join(MODELS_DIR).display())));
+        };
+        let template = templates::find(&dir, &template_id).map_err(|e| error("template", e.to_string()))?;
+        let detail = state.sessions.with_store(|s| s.session(id))?.ok_or_else(|| error("no_such_session", format!("there is no session {id}")))?;
+        if state.sessions.current() != Some(id) {
+            return Err(error("not_current", "open the session before drafting for it"));
+        }
+        let base = match base_draft_id {
+            Some(b) => Some(detail.drafts.iter().find(|d| d.id.0 == b).cloned().ok_or_else(|| error("no_such_draft", format!("there is no draft {b} in this session")))?),
+            None => None,
+        };
+        let image = match state.reading.with_study(|s| crate::imaging::model_input(s, 0, None)) {
+            Some(Ok(img)) => Some(img),
+            Some(Err(e)) => return Err(error("image", e.to_string())),
+            None => None,
+        };
+        let sampling = match (mode, &base) {
+            (DraftMode::Reproduce, Some(b)) => {
+                let p = &b.draft.params;
+                Sampling {
+                    temperature: p["temperature"].as_f64().unwrap_or(0.0),
+                    top_p: p["top_p"].as_f64(),
+                    top_k: p["top_k"].as_u64().map(|k| k as usize),
+                    seed: b.draft.seed,
+                }
+            }
+            (DraftMode::Reproduce, None) | (DraftMode::FollowUp, None) => {
+                return Err(error("no_base", "pick the draft to reproduce or ask about first"))
+            }
+            (DraftMode::Regenerate, _) => Sampling::varied(&template, new_seed()),
+            (DraftMode::First | DraftMode::FollowUp, _) if template.temperature > 0.0 => Sampling::varied(&template, new_seed()),
+            _ => Sampling::greedy(),
+        };
+        let (earlier, question) = match mode {
+            DraftMode::FollowUp => {
+                let q = question.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+                let q = q.ok_or_else(|| error("no_question", "type a question first"))?;
+                let b = base.as_ref().ok_or_else(|| error("no_base", "pick the draft to ask about first"))?;
+                (Some((b.draft.text.clone(), b.draft.question.clone())), Some(q))
+            }
+            DraftMode::Reproduce => (None, base.as_ref().and_then(|b| b.draft.question.clone())),
+            _ => (None, question),
+        };
+        let request = DraftRequest { template, notes: detail.notes.clone(), image, earlier, question, sampling, max_tokens: None };
+        let events_channel = on_event.clone();
+        let done_app = handle.clone();
+        let job = Job {
+            model_dir: model.path.clone(),
+            request,
+            events: Box::new(move |ev| {
+                let _ = events_channel.send(ev);
+            }),
+            done: Box::new(move |result| {
+                let state = done_app.state::<AppState>();
+                let event = match result {
+                    Ok(outcome) => match state.sessions.keep_draft(id, &outcome) {
+                        Ok(draft_id) if outcome.draft.error.is_none() => DraftEvent::Finished {
+                            draft_id: draft_id.0,
+                            stop_reason: outcome.draft.stop_reason.clone(),
+                            generated_tokens: outcome.stats.generated_tokens,
+                            time_to_first_token_ms: outcome.stats.time_to_first_token_ms,
+                            decode_tok_s: outcome.stats.decode_tok_s,
+                            total_ms: outcome.stats.total_ms,
+                        },
+                        Ok(draft_id) => DraftEvent::Failed { message: outcome.draft.error.clone().unwrap_or_default(), draft_id: Some(draft_id.0) },
+                        Err(e) => DraftEvent::Failed { message: format!("the draft could not be kept: {e}"), draft_id: None },
+                    },
+                    Err(e) => DraftEvent::Failed { message: e.to_string(), draft_id: None },
+                };
+                let _ = on_event.send(event);
+                let _ = done_app.emit(SESSIONS_CHANGED, ());
+            }),
+        };
+        Ok((job, model.path))
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))??;
+    app.state::<AppState>()
+        .drafting
+        .submit(job.0)
+        .map_err(|_| error("busy", "a draft is already being written; stop it first"))
+}
+
+/// Stops the draft being written after its current token; its text is kept.
+#[tauri::command]
+pub fn draft_stop(state: tauri::State<'_, AppState>) {
+    state.drafting.stop();
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Review {
+    pub draft_text: String,
+    pub report_text: String,
+    pub changes: Vec<Change>,
+    pub sentences: Vec<Sentence>,
+}
+
+/// The AI draft against the clinician's newest report: tracked changes and
+/// each report sentence's origin.
+#[tauri::command]
+pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_id: i64, draft_id: i64) -> Result<Review, CommandError> {
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let state = handle.state::<AppState>();
+        let detail = state
+            .sessions
+            .with_store(|s| s.session(SessionId(session_id)))?
+            .ok_or_else(|| error("no_such_session", format!("there is no session {session_id}")))?;
+        let draft = detail.drafts.iter().find(|d| d.id.0 == draft_id).ok_or_else(|| error("no_such_draft", format!("there is no draft {draft_id}")))?;
+        // The report proper: the newest version that is not an addendum.
+        let report = detail.reports.iter().rev().find(|r| r.addendum_of.is_none()).map(|r| r.text.clone()).unwrap_or_default();
+        Ok(Review {
+            changes: review::tracked_changes(&draft.draft.text, &report),
+            sentences: review::attribute(&draft.draft.text, &report),
+            draft_text: draft.draft.text.clone(),
+            report_text: report,
+        })
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))?
+}
