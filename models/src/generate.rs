@@ -77,6 +77,10 @@ pub struct GenerationStats {
     pub decode_ms: f64,
     pub decode_tok_s: f64,
     pub total_ms: f64,
+    /// Prompt tokens whose decoder memory came from an earlier generation.
+    pub reused_prompt_tokens: usize,
+    /// Images whose features came from an earlier generation.
+    pub images_reused: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

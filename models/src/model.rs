@@ -16,6 +16,7 @@ use crate::error::{ModelError, Result};
 use crate::gemma3::{Gemma3, KvCache, TokenKind};
 use crate::generate::{split_thinking, Generation, GenerationParams, GenerationStats, Sampler, StopReason, TextStream};
 use crate::processor::ImageProcessor;
+use crate::reuse::{Checkpoint, Reuse};
 use crate::tokenizer::TextTokenizer;
 
 /// The tokens that mark images in Gemma 3 prompts.
@@ -208,6 +209,116 @@ impl Model {
         Ok(Generation { token_ids: tokens, text, thinking, stop_reason, stats })
     }
 
+    /// `generate`, reusing what earlier generations left in `reuse`: the
+    /// features of images with the same key (e.g. the hash of the exact
+    /// model-input pixels), and the decoder's memory of the longest earlier
+    /// prompt or conversation this one starts with. The output is the same as
+    /// `generate`'s; `stats` says how much was reused.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_reusing(
+        &self,
+        reuse: &mut Reuse,
+        ids: &[u32],
+        images: &[(String, DynamicImage)],
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+    ) -> Result<Generation> {
+        let start = Instant::now();
+        params.validate()?;
+        let limit = self.config().text.max_position_embeddings;
+        if ids.is_empty() {
+            return Err(ModelError::BadParameter("the prompt is empty".into()));
+        }
+        if ids.len() >= limit {
+            return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
+        }
+        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: images.len(), ..Default::default() };
+        let keys: Vec<String> = images.iter().map(|(k, _)| k.clone()).collect();
+        let mut feats = Vec::with_capacity(images.len());
+        for (key, image) in images {
+            match reuse.features(key) {
+                Some(f) => {
+                    stats.images_reused += 1;
+                    feats.push(f);
+                }
+                None => {
+                    let f = self.image_features(&self.preprocess(image)?)?;
+                    reuse.keep_features(key.clone(), f.clone());
+                    feats.push(f);
+                }
+            }
+        }
+        stats.image_encode_ms = ms(start);
+
+        let prefill_start = Instant::now();
+        let all_kinds = self.gemma.token_kinds(ids, 0);
+        let (mut cache, from, mut logits) = self.resume(reuse, ids, &keys, &all_kinds);
+        stats.reused_prompt_tokens = from;
+        let mut logits = match logits.take() {
+            Some(l) => l,
+            None => {
+                let images_before = image_runs_before(&all_kinds, from);
+                let (embeds, kinds) = self.gemma.embed_prompt(&ids[from..], &feats[images_before..], images_before as u32)?;
+                let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, params.prefill_chunk)?;
+                self.gemma.text.last_logits(&hidden)?
+            }
+        };
+        stats.prefill_ms = ms(prefill_start);
+        stats.prefill_tok_s = per_second(ids.len() - from, stats.prefill_ms);
+        reuse.keep_checkpoint(Checkpoint { ids: ids.to_vec(), image_keys: keys.clone(), cache: cache.clone(), logits: Some(logits.clone()) });
+
+        let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
+        // The conversation so far, as far as the cache has read it: a follow-up starts here.
+        let read: Vec<u32> = ids.iter().chain(tokens.iter()).copied().take(cache.seen()).collect();
+        if read.len() > ids.len() {
+            reuse.keep_checkpoint(Checkpoint { ids: read, image_keys: keys, cache, logits: None });
+        }
+        let text = match &self.tokenizer {
+            Some(t) => t.decode(&tokens)?,
+            None => String::new(),
+        };
+        let (thinking, text) = split_thinking(&text);
+        stats.total_ms = ms(start);
+        Ok(Generation { token_ids: tokens, text, thinking, stop_reason, stats })
+    }
+
+    /// The best place to resume from: a cache that has read the first `n`
+    /// tokens of `ids` (with the same images), and the logits after them when
+    /// `n` is the whole prompt. A fresh cache and 0 when nothing fits.
+    fn resume(&self, reuse: &Reuse, ids: &[u32], keys: &[String], kinds: &[TokenKind]) -> (KvCache, usize, Option<Tensor>) {
+        let mut best: Option<(usize, &crate::reuse::Checkpoint)> = None;
+        for c in &reuse.checkpoints {
+            let common = c.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
+            // Exactly this prompt, with its logits: nothing to compute.
+            let whole = common == ids.len() && c.ids.len() == ids.len() && c.logits.is_some();
+            // Otherwise at least the last prompt token must be read again for its logits.
+            let mut n = if whole { common } else { common.min(ids.len() - 1) };
+            // Never resume inside an image's soft tokens (they attend to each other).
+            while n > 0 && n < kinds.len() && matches!((kinds[n - 1], kinds[n]), (TokenKind::Image(a), TokenKind::Image(b)) if a == b) {
+                n -= 1;
+            }
+            let images = image_runs_before(kinds, n);
+            if n == 0 || c.image_keys.len() < images || c.image_keys[..images] != keys[..images] {
+                continue;
+            }
+            if best.is_none_or(|(m, _)| n > m) && (n == c.ids.len() || c.cache.clone().truncate(n)) {
+                best = Some((n, c));
+            }
+        }
+        match best {
+            Some((n, c)) => {
+                let mut cache = c.cache.clone();
+                if cache.truncate(n) {
+                    let logits = (n == ids.len()).then(|| c.logits.clone()).flatten();
+                    return (cache, n, logits);
+                }
+                (self.gemma.text.new_cache(), 0, None)
+            }
+            None => (self.gemma.text.new_cache(), 0, None),
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn decode_loop(
         &self,
@@ -263,6 +374,17 @@ impl Model {
         stats.decode_tok_s = per_second(tokens.len().saturating_sub(1), stats.decode_ms);
         Ok((tokens, reason))
     }
+}
+
+/// How many images' soft-token runs start before position `n`.
+fn image_runs_before(kinds: &[TokenKind], n: usize) -> usize {
+    let mut runs = 0;
+    for i in 0..n.min(kinds.len()) {
+        if matches!(kinds[i], TokenKind::Image(_)) && (i == 0 || !matches!(kinds[i - 1], TokenKind::Image(_))) {
+            runs += 1;
+        }
+    }
+    runs
 }
 
 fn ms(since: Instant) -> f64 {

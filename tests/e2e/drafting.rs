@@ -17,6 +17,19 @@ fn data_dir_with_model() -> tempfile::TempDir {
     std::fs::create_dir_all(&models).unwrap();
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model").canonicalize().unwrap();
     std::os::unix::fs::symlink(fixture, models.join("tiny-gemma3")).unwrap();
+    // The shipped templates plus a department's own short one (the tiny model's
+    // context is 512 tokens: short drafts leave room for follow-up questions).
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/templates");
+    for entry in std::fs::read_dir(shipped).unwrap().flatten() {
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    std::fs::write(
+        templates.join("short-note.toml"),
+        "name = \"Short note\"\ninstruction = \"Describe this X-ray in one sentence.\"\nmax_tokens = 40\n",
+    )
+    .unwrap();
     dir
 }
 
@@ -65,37 +78,37 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
     app.type_into("[data-testid=notes-indication]", "Cough and fever").await;
     app.wait_for_text("[data-testid=notes-save-state]", "Saved").await;
 
-    // Pick the chest X-ray template and draft: at least two partial updates arrive before the end.
+    // Pick the chest X-ray template and draft; stop it midway: the text so far is kept, marked stopped.
     let picker = app.client.find(fantoccini::Locator::Css("[data-testid=template-picker]")).await.unwrap();
     picker.select_by_value("chest-xray-report").await.unwrap();
     app.click("[data-testid=draft-button]").await;
-    let updates = watch_stream(&app, None).await;
-    assert!(updates.len() >= 2, "the draft streamed in pieces: {updates:?}");
-    let stats = app.text_of("[data-testid=draft-stats]").await;
-    assert!(stats.contains("tokens/s") && stats.contains("first token"), "{stats}");
-    app.wait_for_count("[data-testid=draft-tab]", 1).await;
-    let first = app.text_of("[data-testid=draft-text]").await;
-    assert!(!first.is_empty());
-    let label = app.text_of("[data-testid=draft] .ai-label").await;
-    assert!(label.contains("AI-generated draft — not reviewed"), "{label}");
-
-    // Regenerate, and stop it midway: its partial text is kept, marked stopped.
-    app.click("[data-testid=regenerate]").await;
     let partial = watch_stream(&app, Some(3)).await;
     assert!(partial.len() >= 3, "{partial:?}");
-    app.wait_for_count("[data-testid=draft-tab]", 2).await;
+    app.wait_for_count("[data-testid=draft-tab]", 1).await;
     let meta = app.text_of("[data-testid=draft] .meta").await;
     assert!(meta.contains("stopped by you"), "{meta}");
     let kept = app.text_of("[data-testid=draft-text]").await;
     assert!(!kept.is_empty(), "the text written before Stop is kept");
+    let label = app.text_of("[data-testid=draft] .ai-label").await;
+    assert!(label.contains("AI-generated draft — not reviewed"), "{label}");
 
-    // Regenerate again to completion: a third draft.
+    // The same settings again, to the end: at least two partial updates arrive before it ends.
+    app.click("[data-testid=reproduce]").await;
+    let updates = watch_stream(&app, None).await;
+    assert!(updates.len() >= 2, "the draft streamed in pieces: {updates:?}");
+    let stats = app.text_of("[data-testid=draft-stats]").await;
+    assert!(stats.contains("tokens/s") && stats.contains("first token"), "{stats}");
+    app.wait_for_count("[data-testid=draft-tab]", 2).await;
+    let first = app.text_of("[data-testid=draft-text]").await;
+    assert!(first.len() > kept.len() && first.starts_with(kept.trim_end()), "the whole draft continues the stopped one:\n{kept}\n{first}");
+
+    // Regenerate with a new seed: a third draft.
     app.click("[data-testid=regenerate]").await;
     watch_stream(&app, None).await;
     app.wait_for_count("[data-testid=draft-tab]", 3).await;
 
-    // The report starts from the first draft, is edited, and signed.
-    app.click("[data-testid=draft-tab]").await;
+    // The report starts from the complete draft, is edited, and signed.
+    app.client.find_all(fantoccini::Locator::Css("[data-testid=draft-tab]")).await.unwrap()[1].click().await.unwrap();
     app.click("[data-testid=use-draft]").await;
     let report = app.value_of("[data-testid=report-editor]").await;
     assert_eq!(report.trim(), first.trim().replace('\n', "\n").trim(), "the editor starts from the chosen draft");
@@ -124,6 +137,9 @@ async fn the_same_seed_gives_the_same_draft() {
     let image = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/images/rgb.jpg");
     let app = App::launch_in(data_dir_with_model(), &[image.to_str().unwrap()]).await;
     app.wait_for_count("[data-testid=session-item][aria-current=true]", 1).await;
+    // The department's own template is offered.
+    let picker = app.client.find(fantoccini::Locator::Css("[data-testid=template-picker]")).await.unwrap();
+    picker.select_by_value("short-note").await.unwrap();
     app.click("[data-testid=draft-button]").await;
     watch_stream(&app, None).await;
     app.wait_for_count("[data-testid=draft-tab]", 1).await;
@@ -142,6 +158,19 @@ async fn the_same_seed_gives_the_same_draft() {
     let meta_again = app.text_of("[data-testid=draft] .meta").await;
     let seed = |m: &str| m.split("seed ").nth(1).and_then(|s| s.split_whitespace().next()).map(str::to_string);
     assert_eq!(seed(&meta_again), seed(&meta));
+    let reused = app.text_of("[data-testid=draft-reuse]").await;
+    assert!(reused.contains("Reused") && reused.contains("image"), "a regeneration reuses the prompt and image: {reused}");
+
+    // A follow-up question about the first (greedy) draft: answered as its own draft, reusing the conversation.
+    app.click("[data-testid=draft-tab]").await;
+    app.type_into("[data-testid=follow-up]", "Is the heart enlarged?").await;
+    app.client.find(fantoccini::Locator::Css("[data-testid=follow-up]")).await.unwrap().send_keys("\u{E007}").await.unwrap();
+    watch_stream(&app, None).await;
+    app.wait_for_count("[data-testid=draft-tab]", 4).await;
+    let q = app.text_of("[data-testid=draft] .question").await;
+    assert!(q.contains("Is the heart enlarged?"), "{q}");
+    let reused = app.text_of("[data-testid=draft-reuse]").await;
+    assert!(reused.contains("Reused"), "{reused}");
     let _ = attr(&app, "[data-testid=draft]", "data-draft-id").await;
     app.quit().await;
 }

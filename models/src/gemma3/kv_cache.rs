@@ -89,6 +89,37 @@ impl KvCache {
         }
     }
 
+    /// Forgets every position from `len` on, so the cache is as it was after
+    /// `len` tokens. Returns false (and changes nothing) when a sliding layer
+    /// has already dropped keys that position `len - 1` would still attend to.
+    pub fn truncate(&mut self, len: usize) -> bool {
+        let seen = self.seen();
+        if len > seen {
+            return false;
+        }
+        let feasible = self.layers.iter().all(|l| match l.window {
+            // Keys at [len - (window - 1), len) are needed, and the layer holds [start, seen).
+            Some(w) => l.start == 0 || len >= l.start + w.saturating_sub(1),
+            None => l.start == 0,
+        });
+        if !feasible {
+            return false;
+        }
+        for l in &mut self.layers {
+            let keep = len.saturating_sub(l.start);
+            let narrow = |t: &Option<Tensor>| t.as_ref().map(|t| t.narrow(2, 0, keep)).transpose();
+            match (narrow(&l.k), narrow(&l.v)) {
+                (Ok(k), Ok(v)) => {
+                    l.k = if keep == 0 { None } else { k };
+                    l.v = if keep == 0 { None } else { v };
+                }
+                _ => return false,
+            }
+        }
+        self.kinds.truncate(len);
+        true
+    }
+
     /// Bytes held by the cached keys and values.
     pub fn bytes(&self) -> usize {
         self.layers

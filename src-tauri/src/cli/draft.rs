@@ -135,7 +135,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             None => None,
         };
         let mut stdout = std::io::stdout().lock();
-        let outcome = engine::run(&loaded, &request, &mut |_, _| {}, &mut |piece| {
+        let outcome = engine::run(&loaded, None, &request, &mut |_, _| {}, &mut |piece| {
             use std::io::Write;
             if !args.json {
                 let _ = stdout.write_all(piece.as_bytes());

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use image::{DynamicImage, RgbImage};
-use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, StopReason};
+use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, Reuse, StopReason};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +28,12 @@ pub enum DraftError {
          {limit} (with room for at least {room} tokens of answer); shorten the notes"
     )]
     TooLong { tokens: usize, limit: usize, room: usize },
+    #[error(
+        "this conversation is too long for this model: with the earlier answer and the question it is {tokens} \
+         tokens and the model reads at most {limit} (with room for at least {room} tokens of answer); ask about a \
+         shorter draft or start a new one"
+    )]
+    ConversationTooLong { tokens: usize, limit: usize, room: usize },
     #[error("this template needs a question; type one first")]
     NeedsQuestion,
     #[error("this model cannot look at images (it has no vision tower); pick a MedGemma model")]
@@ -181,6 +187,7 @@ const MIN_ANSWER_TOKENS: usize = 16;
 /// not an `Err`: the partial text comes back marked with the error.
 pub fn run(
     loaded: &LoadedModel,
+    reuse: Option<&mut Reuse>,
     req: &DraftRequest,
     on_started: &mut dyn FnMut(usize, usize),
     on_text: &mut dyn FnMut(&str),
@@ -201,7 +208,11 @@ pub fn run(
     let limit = model.config().text.max_position_embeddings;
     let wanted = req.max_tokens.unwrap_or(req.template.max_tokens).max(1);
     if ids.len() + MIN_ANSWER_TOKENS.min(wanted) > limit {
-        return Err(DraftError::TooLong { tokens: ids.len(), limit, room: MIN_ANSWER_TOKENS.min(wanted) });
+        let (tokens, room) = (ids.len(), MIN_ANSWER_TOKENS.min(wanted));
+        return Err(match req.earlier {
+            Some(_) => DraftError::ConversationTooLong { tokens, limit, room },
+            None => DraftError::TooLong { tokens, limit, room },
+        });
     }
     // A long request leaves less room: the answer gets what is left.
     let max_new_tokens = wanted.min(limit - ids.len());
@@ -215,24 +226,31 @@ pub fn run(
     };
     on_started(ids.len(), max_new_tokens);
 
-    let images: Vec<DynamicImage> = req.image.iter().map(|i| DynamicImage::ImageRgb8(i.clone())).collect();
     let model_input_sha256 = req.image.as_ref().map(|i| {
         let mut bytes = format!("{}x{} rgb8\n", i.width(), i.height()).into_bytes();
         bytes.extend_from_slice(i.as_raw());
         crate::store::sha256_hex(&bytes)
     });
+    // Images are keyed by the hash of their exact pixels, so a reused image
+    // is certainly the same image.
+    let images: Vec<(String, DynamicImage)> = req
+        .image
+        .iter()
+        .map(|i| (model_input_sha256.clone().unwrap_or_default(), DynamicImage::ImageRgb8(i.clone())))
+        .collect();
     let start = Instant::now();
     let mut partial = String::new();
-    let result = model.generate(
-        &ids,
-        &images,
-        &params,
-        &mut |piece| {
-            partial.push_str(piece);
-            on_text(piece);
-        },
-        cancel,
-    );
+    let mut stream = |piece: &str| {
+        partial.push_str(piece);
+        on_text(piece);
+    };
+    let result = match reuse {
+        Some(reuse) => model.generate_reusing(reuse, &ids, &images, &params, &mut stream, cancel),
+        None => {
+            let plain: Vec<DynamicImage> = images.into_iter().map(|(_, i)| i).collect();
+            model.generate(&ids, &plain, &params, &mut stream, cancel)
+        }
+    };
     let (text, stop_reason, stats, error) = match result {
         Ok(out) => {
             let stop = match out.stop_reason {

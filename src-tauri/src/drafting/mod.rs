@@ -26,6 +26,18 @@ pub enum DraftEvent {
     Loading { model: String },
     Started { prompt_tokens: usize, max_tokens: usize, model: String, device: String },
     Token { text: String },
-    Finished { draft_id: i64, stop_reason: String, generated_tokens: usize, time_to_first_token_ms: f64, decode_tok_s: f64, total_ms: f64 },
+    Finished {
+        draft_id: i64,
+        stop_reason: String,
+        generated_tokens: usize,
+        time_to_first_token_ms: f64,
+        decode_tok_s: f64,
+        total_ms: f64,
+        prompt_tokens: usize,
+        /// Prompt tokens not read again (an earlier draft's memory was reused).
+        reused_prompt_tokens: usize,
+        /// The image's features came from an earlier draft (not encoded again).
+        image_reused: bool,
+    },
     Failed { message: String, draft_id: Option<i64> },
 }

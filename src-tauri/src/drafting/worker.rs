@@ -80,10 +80,12 @@ impl Worker {
         let pace = self.pace;
         let spawned = std::thread::Builder::new().name("model".into()).spawn(move || {
             let mut loaded: Option<LoadedModel> = None;
+            let mut reuse = medgemma_models::Reuse::new();
             for mut job in rx {
                 let result = (|| {
                     if loaded.as_ref().is_none_or(|m| m.dir != job.model_dir) {
                         loaded = None; // free the old model before loading the next
+                        reuse.clear();
                         (job.events)(DraftEvent::Loading { model: job.model_dir.display().to_string() });
                         loaded = Some(LoadedModel::load(&job.model_dir, DeviceChoice::Auto, hashes.as_deref())?);
                     }
@@ -104,7 +106,7 @@ impl Worker {
                             std::thread::sleep(pace);
                         }
                     };
-                    engine::run(model, &job.request, &mut started, &mut on_text, &cancel)
+                    engine::run(model, Some(&mut reuse), &job.request, &mut started, &mut on_text, &cancel)
                 })();
                 busy.store(false, Ordering::SeqCst);
                 (job.done)(result);

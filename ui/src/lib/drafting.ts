@@ -39,6 +39,9 @@ export type DraftEvent =
       timeToFirstTokenMs: number;
       decodeTokS: number;
       totalMs: number;
+      promptTokens: number;
+      reusedPromptTokens: number;
+      imageReused: boolean;
     }
   | { event: "failed"; message: string; draftId: number | null };
 
