@@ -76,13 +76,7 @@ impl Model {
         }
         config.eos_token_ids.sort_unstable();
         config.eos_token_ids.dedup();
-        let processor = match &config.vision {
-            Some(v) => {
-                let p = dir.join("preprocessor_config.json");
-                Some(if p.is_file() { ImageProcessor::from_file(&p, v.image_size)? } else { ImageProcessor::gemma3(v.image_size) })
-            }
-            None => None,
-        };
+        let processor = ImageProcessor::for_model_dir(dir, &config)?;
         let template = ChatTemplate::from_model_dir(dir)?;
         let gemma = Gemma3::load(dir, config, device, dtype)?;
         Ok(Self { dir: dir.into(), gemma, tokenizer, template, processor, device: device.clone() })

@@ -74,14 +74,30 @@ impl ImageProcessor {
         Ok(p)
     }
 
-    /// The model's input [3, height, width] (f32) for one image.
-    pub fn preprocess(&self, image: &DynamicImage, device: &Device) -> Result<Tensor> {
+    /// The processor of a model folder: its `preprocessor_config.json` (or
+    /// Gemma 3's defaults) at its vision tower's size; `None` for a text-only model.
+    pub fn for_model_dir(dir: &Path, config: &crate::config::Gemma3Config) -> Result<Option<Self>> {
+        let Some(v) = &config.vision else { return Ok(None) };
+        let p = dir.join("preprocessor_config.json");
+        Ok(Some(if p.is_file() { Self::from_file(&p, v.image_size)? } else { Self::gemma3(v.image_size) }))
+    }
+
+    /// The exact 8-bit pixels the model sees, before rescaling and
+    /// normalisation: RGB on white, resized to the model's input size.
+    pub fn resized(&self, image: &DynamicImage) -> Result<image::RgbImage> {
         let rgb = to_rgb_on_white(image);
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         if w == 0 || h == 0 {
             return Err(ModelError::Image("the image is empty".into()));
         }
         let resized = resize_u8(rgb.as_raw(), w, h, 3, self.width, self.height, self.filter);
+        image::RgbImage::from_raw(self.width as u32, self.height as u32, resized)
+            .ok_or_else(|| ModelError::Image("the resized image has the wrong size".into()))
+    }
+
+    /// The model's input [3, height, width] (f32) for one image.
+    pub fn preprocess(&self, image: &DynamicImage, device: &Device) -> Result<Tensor> {
+        let resized = self.resized(image)?.into_raw();
         let plane = self.width * self.height;
         let mut out = vec![0f32; 3 * plane];
         for (i, px) in resized.chunks_exact(3).enumerate() {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod data_dir;
 pub mod drafting;
+pub mod export;
 pub mod imaging;
 pub mod reading;
 pub mod session;

@@ -424,3 +424,23 @@ fn a_full_disk_is_reported_and_nothing_is_half_written() {
     let readonly = section("readonly");
     assert!(readonly.contains("not writable") && readonly.contains("Read-only") && readonly.ends_with("exit 1"), "{text}");
 }
+
+#[test]
+fn a_report_exports_as_markdown_and_fhir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let id = session_with_image(tmp.path(), 100);
+    Store::open(tmp.path()).unwrap().sign_report(id, medgemma_desk::store::SignOff::Final).unwrap();
+    let md = tmp.path().join("report.md");
+    let out = medgemma_desk(&["sessions", "export", &id.to_string(), "--format", "markdown", "-o", md.to_str().unwrap(), "--data-dir", dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("**Status:** Final") && text.contains("right lower lobe consolidation"), "{text}");
+    let fhir = tmp.path().join("report.json");
+    let out = medgemma_desk(&["sessions", "export", &id.to_string(), "--format", "fhir", "-o", fhir.to_str().unwrap(), "--data-dir", dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bundle: serde_json::Value = serde_json::from_slice(&std::fs::read(&fhir).unwrap()).unwrap();
+    assert_eq!(bundle["entry"][0]["resource"]["resourceType"], "DiagnosticReport");
+    assert_eq!(bundle["entry"][0]["resource"]["status"], "final");
+    assert_eq!(bundle["entry"][0]["resource"]["conclusion"], "right lower lobe consolidation.");
+}

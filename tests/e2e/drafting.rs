@@ -93,7 +93,14 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
     assert!(label.contains("AI-generated draft — not reviewed"), "{label}");
 
     // The same settings again, to the end: at least two partial updates arrive before it ends.
+    // The window stays responsive meanwhile: inverting the image works mid-stream.
+    let overlay_before = app.text_of("[data-testid=viewer-overlay]").await;
     app.click("[data-testid=reproduce]").await;
+    app.wait_for_count("[data-testid=draft-live]", 1).await;
+    app.client.find(fantoccini::Locator::Css("body")).await.unwrap().send_keys("i").await.unwrap();
+    let overlay_during = app.text_of("[data-testid=viewer-overlay]").await;
+    assert_ne!(overlay_before.contains("inverted"), overlay_during.contains("inverted"), "the viewer reacts while the draft streams");
+    assert_eq!(app.client.find_all(fantoccini::Locator::Css("[data-testid=draft-live]")).await.unwrap().len(), 1, "still streaming");
     let updates = watch_stream(&app, None).await;
     assert!(updates.len() >= 2, "the draft streamed in pieces: {updates:?}");
     let stats = app.text_of("[data-testid=draft-stats]").await;
@@ -114,6 +121,41 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
     assert_eq!(report.trim(), first.trim().replace('\n', "\n").trim(), "the editor starts from the chosen draft");
     app.type_into("[data-testid=report-editor]", " Clinician addition: no pneumothorax.").await;
     app.wait_for_text("[data-testid=report-save-state]", "Saved").await;
+    // Review: the draft and the report side by side, the clinician's words marked as theirs.
+    app.click("[data-testid=review-button]").await;
+    app.wait_for_text("[data-testid=review-report]", "no pneumothorax").await;
+    let added = app.client.find_all(fantoccini::Locator::Css("[data-testid=review-report] ins")).await.unwrap();
+    let mut added_text = String::new();
+    for el in added {
+        added_text.push_str(&el.text().await.unwrap());
+    }
+    assert!(added_text.contains("pneumothorax"), "the clinician's words are marked as added: {added_text:?}");
+    let origins: Vec<String> = {
+        let items = app.client.find_all(fantoccini::Locator::Css("[data-testid=review-sentences] li")).await.unwrap();
+        let mut v = Vec::new();
+        for li in items {
+            v.push(li.attr("data-origin").await.unwrap().unwrap_or_default());
+        }
+        v
+    };
+    assert!(origins.iter().any(|o| o == "ai") && origins.iter().any(|o| o != "ai"), "{origins:?}");
+    app.screenshot("review").await;
+    app.click("[data-testid=review-close]").await;
+
+    // What the model saw: the image at the model's own input size (32 for the tiny model).
+    app.click("[data-testid=model-saw-toggle]").await;
+    let img = app.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css("[data-testid=model-saw]")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let arg = serde_json::to_value(&img).unwrap();
+        let w = app.client.execute("return arguments[0].naturalWidth;", vec![arg]).await.unwrap();
+        if w == serde_json::json!(32) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the model-input image is {w} wide, not 32");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     app.click("[data-testid=sign-final]").await;
     app.wait_for_text("[data-testid=signed-report]", "no pneumothorax").await;
     app.screenshot("drafting").await;

@@ -163,9 +163,17 @@ impl App {
         el.prop("value").await.unwrap().unwrap_or_default()
     }
 
+    /// Scrolls an element to the middle of its scrolling panel, as a person
+    /// scrolls to a control before using it.
+    pub async fn scroll_to(&self, el: &fantoccini::elements::Element) {
+        let arg = serde_json::to_value(el).unwrap();
+        let _ = self.client.execute("arguments[0].scrollIntoView({ block: 'center' });", vec![arg]).await;
+    }
+
     /// Types into a form field as the clinician does (key by key).
     pub async fn type_into(&self, css: &str, text: &str) {
         let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css(css)).await.unwrap();
+        self.scroll_to(&el).await;
         el.click().await.unwrap();
         el.send_keys(text).await.unwrap();
     }
@@ -173,7 +181,8 @@ impl App {
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) {
         let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(fantoccini::Locator::Css(css)).await.unwrap();
-        el.click().await.unwrap();
+        self.scroll_to(&el).await;
+        el.click().await.unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
     }
 
     /// Waits for an element and returns its text.

@@ -38,13 +38,17 @@ enum Action {
         #[arg(long)]
         json: bool,
     },
-    /// Write one session (notes, drafts, reports, original images) to a bundle file.
+    /// Write one session to a file: a bundle to import elsewhere (notes, drafts,
+    /// reports, original images), or its report as Markdown or FHIR R4 JSON.
     Export {
         /// The session's number (see `sessions list`).
         id: i64,
-        /// The bundle to write (conventionally ending in .mgdesk.json).
+        /// The file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// bundle (.mgdesk.json), markdown (.md) or fhir (a FHIR R4 Bundle, .json).
+        #[arg(long, default_value = "bundle", value_parser = ["bundle", "markdown", "fhir"])]
+        format: String,
     },
     /// Import a session from a bundle made by `sessions export` (as a new session).
     Import {
@@ -115,7 +119,19 @@ pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
             }
             Ok(())
         }
-        Action::Export { id, output } => {
+        Action::Export { id, output, format } if format != "bundle" => {
+            let id = SessionId(id);
+            let detail = store.session(id).map_err(|e| e.to_string())?.ok_or_else(|| no_such(id))?;
+            let text = match format.as_str() {
+                "markdown" => crate::export::markdown(&detail),
+                _ => serde_json::to_string_pretty(&crate::export::fhir(&detail)).map_err(|e| e.to_string())?,
+            };
+            crate::export::write_private(&output, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            store.record_export(id, &format).map_err(|e| e.to_string())?;
+            println!("Exported the report of session {id} to {} ({format}).", output.display());
+            Ok(())
+        }
+        Action::Export { id, output, .. } => {
             store
                 .export_session(SessionId(id), &output)
                 .map_err(|e| match e {

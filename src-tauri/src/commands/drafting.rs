@@ -211,3 +211,69 @@ pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_i
     .await
     .map_err(|e| CommandError::internal(e.to_string()))?
 }
+
+/// The image exactly as the model sees it (8-bit, after the default window
+/// and the model's own resize), as PNG bytes, and its size; for the "What the
+/// model saw" toggle. Without a model, the image before the resize.
+#[tauri::command]
+pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<tauri::ipc::Response, CommandError> {
+    let handle = app.clone();
+    let bytes = tauri::async_runtime::spawn_blocking(move || -> Result<Vec<u8>, CommandError> {
+        let state = handle.state::<AppState>();
+        let rgb = match state.reading.with_study(|s| crate::imaging::model_input(s, 0, None)) {
+            Some(Ok(img)) => img,
+            Some(Err(e)) => return Err(error("image", e.to_string())),
+            None => return Err(error("no_image", "no image is open")),
+        };
+        let mut shown = image::DynamicImage::ImageRgb8(rgb);
+        if let Some(model) = models::find(state.data_dir.path()).into_iter().find(|m| m.vision) {
+            let config = medgemma_models::Gemma3Config::from_file(&model.path.join("config.json")).map_err(|e| error("model", e.to_string()))?;
+            if let Some(p) = medgemma_models::ImageProcessor::for_model_dir(&model.path, &config).map_err(|e| error("model", e.to_string()))? {
+                shown = image::DynamicImage::ImageRgb8(p.resized(&shown).map_err(|e| error("model", e.to_string()))?);
+            }
+        }
+        let mut png = Vec::new();
+        shown.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| CommandError::internal(e.to_string()))?;
+        Ok(png)
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))??;
+    Ok(tauri::ipc::Response::new(bytes))
+}
+
+/// Saves the session's report as Markdown or FHIR R4 JSON where the clinician
+/// chooses (the system's Save dialog), or records that it was printed
+/// ("pdf": the window prints the report view). Returns the path written, if any.
+#[tauri::command]
+pub async fn report_export<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_id: i64, format: String) -> Result<Option<String>, CommandError> {
+    use tauri_plugin_dialog::DialogExt;
+    let handle = app.clone();
+    tauri::async_runtime::spawn_blocking(move || {
+        let state = handle.state::<AppState>();
+        let id = SessionId(session_id);
+        let detail = state.sessions.with_store(|s| s.session(id))?.ok_or_else(|| error("no_such_session", format!("there is no session {id}")))?;
+        let (text, ext, label) = match format.as_str() {
+            "markdown" => (crate::export::markdown(&detail), "md", "Markdown"),
+            "fhir" => (serde_json::to_string_pretty(&crate::export::fhir(&detail)).map_err(|e| CommandError::internal(e.to_string()))?, "json", "FHIR R4 JSON"),
+            "pdf" => {
+                state.sessions.with_store(|s| s.record_export(id, "pdf"))?;
+                return Ok(None);
+            }
+            other => return Err(error("format", format!("unknown export format {other}"))),
+        };
+        let name: String = detail.summary.title.chars().map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        let picked = handle
+            .dialog()
+            .file()
+            .set_title("Export the report")
+            .set_file_name(format!("{name}.{ext}"))
+            .add_filter(label, &[ext])
+            .blocking_save_file();
+        let Some(path) = picked.and_then(|p| p.into_path().ok()) else { return Ok(None) };
+        crate::export::write_private(&path, text.as_bytes()).map_err(|e| error("write", format!("cannot write {}: {e}", path.display())))?;
+        state.sessions.with_store(|s| s.record_export(id, &format))?;
+        Ok(Some(path.display().to_string()))
+    })
+    .await
+    .map_err(|e| CommandError::internal(e.to_string()))?
+}

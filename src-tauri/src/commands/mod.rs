@@ -41,7 +41,9 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         drafting::drafting_state,
         drafting::draft_start,
         drafting::draft_stop,
-        drafting::draft_review
+        drafting::draft_review,
+        drafting::model_input_image,
+        drafting::report_export
     ]
 }
 

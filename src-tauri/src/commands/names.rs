@@ -19,6 +19,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "draft_start",
     "draft_stop",
     "draft_review",
+    "model_input_image",
+    "report_export",
 ];
 
 /// Tauri core permissions the window needs beyond our commands: listening for

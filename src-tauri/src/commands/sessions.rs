@@ -91,8 +91,19 @@ pub async fn session_save_notes<R: tauri::Runtime>(app: tauri::AppHandle<R>, id:
 }
 
 #[tauri::command]
-pub async fn session_save_report<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64, text: String) -> Result<Report, CommandError> {
-    let report = blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.save_report(SessionId(id), &text))?)).await?;
+pub async fn session_save_report<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    id: i64,
+    text: String,
+    from_draft: Option<i64>,
+) -> Result<Report, CommandError> {
+    let report = blocking(&app, move |state| {
+        Ok(state.sessions.with_store(|s| match from_draft {
+            Some(d) => s.save_report_from_draft(SessionId(id), &text, crate::store::DraftId(d)),
+            None => s.save_report(SessionId(id), &text),
+        })?)
+    })
+    .await?;
     let _ = app.emit(SESSIONS_CHANGED, ());
     Ok(report)
 }

@@ -100,6 +100,9 @@ struct BundleReport {
     created_at: String,
     /// The version (not the row id) of the final report this one adds to.
     addendum_of_version: Option<i64>,
+    /// The position (0-based) in `drafts` of the draft this version started from.
+    #[serde(default)]
+    from_draft_index: Option<usize>,
 }
 
 impl Store {
@@ -122,6 +125,7 @@ impl Store {
         }
         let version_of: BTreeMap<i64, i64> =
             detail.reports.iter().map(|r| (r.id, r.version)).collect();
+        let draft_index: BTreeMap<i64, usize> = detail.drafts.iter().enumerate().map(|(i, d)| (d.id.0, i)).collect();
         let bundle = Bundle {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -153,6 +157,7 @@ impl Store {
                     signed_at: r.signed_at.clone(),
                     created_at: r.created_at.clone(),
                     addendum_of_version: r.addendum_of.and_then(|a| version_of.get(&a).copied()),
+                    from_draft_index: r.from_draft.and_then(|d| draft_index.get(&d).copied()),
                 })
                 .collect(),
         };
@@ -278,8 +283,9 @@ impl Store {
                 params![id.0, sha, position as i64],
             )?;
         }
+        let mut draft_rows = Vec::with_capacity(bundle.drafts.len());
         for d in &bundle.drafts {
-            insert_draft(&tx, id, &d.created_at, &d.draft)?;
+            draft_rows.push(insert_draft(&tx, id, &d.created_at, &d.draft)?.0);
         }
         let mut row_of_version = BTreeMap::new();
         for r in &bundle.reports {
@@ -407,6 +413,9 @@ fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
                     r.version
                 ));
             }
+        }
+        if r.from_draft_index.is_some_and(|i| i >= b.drafts.len()) {
+            return Err(format!("report version {} names a draft the bundle does not have", r.version));
         }
         if r.status == "final" && r.addendum_of_version.is_none() {
             finals.insert(r.version);

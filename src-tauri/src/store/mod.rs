@@ -18,6 +18,7 @@ pub use backup::{backups, Recovery, BACKUPS_DIR, DAMAGED_DIR, KEEP_BACKUPS};
 pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
 pub use images::{is_sha256, sha256_hex, IMAGES_DIR};
 pub use reports::{SignError, SignOff};
+pub use timestamp::now;
 pub use sessions::{
     Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionPage, SessionStatus,
     SessionSummary,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::sessions::{audit, touch};
-use super::{timestamp, Report, SessionId, Store, StoreError};
+use super::{timestamp, DraftId, Report, SessionId, Store, StoreError};
 
 /// The statuses a report version can be signed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +50,7 @@ impl From<rusqlite::Error> for SignError {
     }
 }
 
-const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of";
+const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of, from_draft";
 
 fn latest(tx: &Transaction<'_>, id: SessionId) -> rusqlite::Result<Option<Report>> {
     tx.query_row(
@@ -65,6 +65,7 @@ fn latest(tx: &Transaction<'_>, id: SessionId) -> rusqlite::Result<Option<Report
                 signed_at: r.get(4)?,
                 created_at: r.get(5)?,
                 addendum_of: r.get(6)?,
+                from_draft: r.get(7)?,
             })
         },
     )
@@ -128,6 +129,18 @@ impl Store {
         Ok(saved)
     }
 
+    /// `save_report`, recording that the text was started from AI draft `draft`.
+    pub fn save_report_from_draft(&mut self, id: SessionId, text: &str, draft: DraftId) -> Result<Report, StoreError> {
+        let saved = self.save_report(id, text)?;
+        if saved.status == "draft" {
+            self.conn.execute(
+                "UPDATE reports SET from_draft = ?2 WHERE id = ?1 AND EXISTS (SELECT 1 FROM drafts WHERE id = ?2 AND session_id = ?3)",
+                params![saved.id, draft.0, id.0],
+            )?;
+        }
+        Ok(Report { from_draft: Some(draft.0), ..saved })
+    }
+
     /// Signs the newest report version as `preliminary` or `final`. A signed
     /// version never changes again.
     pub fn sign_report(&mut self, id: SessionId, status: SignOff) -> Result<Report, SignError> {
@@ -166,6 +179,16 @@ impl Store {
         let signed = latest(&tx, id)?.ok_or(SignError::NothingToSign)?;
         tx.commit()?;
         Ok(signed)
+    }
+
+    /// Notes in the audit log that the report left the app (`format`: markdown, fhir, pdf, bundle).
+    pub fn record_export(&mut self, id: SessionId, format: &str) -> Result<(), StoreError> {
+        let at = timestamp::now();
+        let tx = self.conn.transaction()?;
+        touch(&tx, id, &at)?;
+        audit(&tx, id, &at, "exported", json!({ "format": format }))?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Renames a session.

@@ -165,8 +165,14 @@ ALTER TABLE drafts ADD COLUMN question TEXT;
 ALTER TABLE drafts ADD COLUMN error TEXT;
 "#;
 
+/// Version 3: the AI draft a report version was started from, so review
+/// compares the report with the draft it came from.
+const V3: &str = r#"
+ALTER TABLE reports ADD COLUMN from_draft INTEGER REFERENCES drafts (id) ON DELETE SET NULL;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -135,6 +135,8 @@ pub struct Report {
     pub signed_at: Option<String>,
     pub created_at: String,
     pub addendum_of: Option<i64>,
+    /// The AI draft this version was started from.
+    pub from_draft: Option<i64>,
 }
 
 /// An image of a session, by content.
@@ -471,7 +473,7 @@ impl Store {
 
     pub(super) fn reports(&self, id: SessionId) -> Result<Vec<Report>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, version, text, status, signed_at, created_at, addendum_of
+            "SELECT id, version, text, status, signed_at, created_at, addendum_of, from_draft
              FROM reports WHERE session_id = ?1 ORDER BY version",
         )?;
         let rows = stmt.query_map([id.0], |r| {
@@ -483,6 +485,7 @@ impl Store {
                 signed_at: r.get(4)?,
                 created_at: r.get(5)?,
                 addendum_of: r.get(6)?,
+                from_draft: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -64,6 +64,7 @@ export interface Review {
 
 export const draftingState = () => call<DraftingState>("drafting_state");
 export const stopDraft = () => call<void>("draft_stop");
+export const modelInputImage = () => call<ArrayBuffer>("model_input_image");
 export const reviewDraft = (sessionId: number, draftId: number) => call<Review>("draft_review", { sessionId, draftId });
 
 /** Starts a draft; `onEvent` hears every event until `finished` or `failed`. */

@@ -53,6 +53,7 @@ export interface Report {
   signed_at: string | null;
   created_at: string;
   addendum_of: number | null;
+  from_draft: number | null;
 }
 
 export interface SessionDetail extends SessionSummary {
@@ -80,7 +81,10 @@ export const sessionState = () => call<SessionState>("session_state");
 export const listSessions = (query: string, limit = 200) => call<SessionPage>("sessions_list", { query, limit });
 export const openSession = (id: number) => call<ReadingSnapshot>("session_open", { id });
 export const saveNotes = (id: number, notes: Notes) => call<void>("session_save_notes", { id, notes });
-export const saveReport = (id: number, text: string) => call<Report>("session_save_report", { id, text });
+export const saveReport = (id: number, text: string, fromDraft: number | null = null) =>
+  call<Report>("session_save_report", { id, text, fromDraft });
+export const exportReport = (sessionId: number, format: "markdown" | "fhir" | "pdf") =>
+  call<string | null>("report_export", { sessionId, format });
 export const signReport = (id: number, status: "preliminary" | "final") => call<Report>("session_sign", { id, status });
 export const deleteSession = (id: number) => call<void>("session_delete", { id });
 export const dismissStoreNotice = () => call<void>("dismiss_store_notice");
