@@ -104,9 +104,9 @@ fn urn_uuid() -> String {
 
 /// The IMPRESSION section when the report has one, else the whole text.
 fn conclusion(text: &str) -> String {
-    let upper = text.to_uppercase();
-    match upper.find("IMPRESSION") {
-        Some(i) => text[i..].trim_start_matches(|c: char| c.is_alphabetic() || c == ':' || c == '*' || c == '#' || c.is_whitespace()).trim().to_string(),
+    // Byte search, ASCII case-insensitive: the match is ASCII, so its ends are char boundaries.
+    match text.as_bytes().windows(10).position(|w| w.eq_ignore_ascii_case(b"IMPRESSION")) {
+        Some(i) => text[i + "IMPRESSION".len()..].trim_start_matches(|c: char| matches!(c, ':' | '*' | '#' | '-') || c.is_whitespace()).trim().to_string(),
         None => text.trim().to_string(),
     }
 }
