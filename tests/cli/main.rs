@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 mod draft;
 mod generate;
 mod imaging;
+mod privacy;
 mod sessions;
 
 pub(crate) fn medgemma_desk(args: &[&str]) -> Output {

@@ -15,6 +15,11 @@ async fn a_session_is_kept_as_typed_and_restored_after_a_restart() {
     app.wait_for_count("[data-testid=session-item]", 1).await;
     app.wait_for_count("[data-testid=session-item][aria-current=true]", 1).await;
 
+    // No model yet: the draft pane says how to get one, and where to put it.
+    let help = app.text_of("[data-testid=no-model]").await;
+    let models_dir = app.data_dir.path().join("models");
+    assert!(help.contains("No model yet") && help.contains(models_dir.to_str().unwrap()), "{help}");
+
     // Notes and the report are typed, never saved by hand.
     app.type_into("[data-testid=notes-indication]", "Fever and cough, 3 days — ü").await;
     app.type_into("[data-testid=notes-history]", "Ex-smoker").await;

@@ -73,7 +73,8 @@ describe("the first screen", () => {
       if (cmd === "session_state")
         return { current: null, store: { available: false, problem: "the data folder is read-only", notice: null, lastError: null } };
       if (cmd === "reading_state") return { study: null, error: null, loading: null };
-      return { name: "MedGemma Desk", version: "1", dataDir: "/d" };
+      if (cmd === "app_info") return { name: "MedGemma Desk", version: "1", dataDir: "/d" };
+      return null;
     });
     const app = mount(App, { target: document.body });
     expect((await find("[data-testid=store-problem]")).textContent).toContain("read-only");
