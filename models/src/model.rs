@@ -172,14 +172,7 @@ impl Model {
         cancel: &AtomicBool,
         start: Instant,
     ) -> Result<Generation> {
-        params.validate()?;
-        let limit = self.config().text.max_position_embeddings;
-        if ids.is_empty() {
-            return Err(ModelError::BadParameter("the prompt is empty".into()));
-        }
-        if ids.len() >= limit {
-            return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
-        }
+        self.check_request(ids, params)?;
         let mut stats = GenerationStats { prompt_tokens: ids.len(), images: pixels.len(), ..Default::default() };
 
         let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
@@ -194,13 +187,7 @@ impl Model {
         stats.prefill_tok_s = per_second(ids.len(), stats.prefill_ms);
 
         let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
-        let text = match &self.tokenizer {
-            Some(t) => t.decode(&tokens)?,
-            None => String::new(),
-        };
-        let (thinking, text) = split_thinking(&text);
-        stats.total_ms = ms(start);
-        Ok(Generation { token_ids: tokens, text, thinking, stop_reason, stats })
+        self.finish(tokens, stop_reason, stats, start)
     }
 
     /// `generate`, reusing what earlier generations left in `reuse`: the
@@ -219,14 +206,7 @@ impl Model {
         cancel: &AtomicBool,
     ) -> Result<Generation> {
         let start = Instant::now();
-        params.validate()?;
-        let limit = self.config().text.max_position_embeddings;
-        if ids.is_empty() {
-            return Err(ModelError::BadParameter("the prompt is empty".into()));
-        }
-        if ids.len() >= limit {
-            return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
-        }
+        self.check_request(ids, params)?;
         let mut stats = GenerationStats { prompt_tokens: ids.len(), images: images.len(), ..Default::default() };
         let keys: Vec<String> = images.iter().map(|(k, _)| k.clone()).collect();
         let mut feats = Vec::with_capacity(images.len());
@@ -268,6 +248,25 @@ impl Model {
         if read.len() > ids.len() {
             reuse.keep_checkpoint(Checkpoint { ids: read, image_keys: keys, cache, logits: None });
         }
+        self.finish(tokens, stop_reason, stats, start)
+    }
+
+    /// Refuses a request that cannot run: bad settings, an empty prompt, or
+    /// one that fills the context.
+    fn check_request(&self, ids: &[u32], params: &GenerationParams) -> Result<()> {
+        params.validate()?;
+        let limit = self.config().text.max_position_embeddings;
+        if ids.is_empty() {
+            return Err(ModelError::BadParameter("the prompt is empty".into()));
+        }
+        if ids.len() >= limit {
+            return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
+        }
+        Ok(())
+    }
+
+    /// The generation's text (thinking split off) and final statistics.
+    fn finish(&self, tokens: Vec<u32>, stop_reason: StopReason, mut stats: GenerationStats, start: Instant) -> Result<Generation> {
         let text = match &self.tokenizer {
             Some(t) => t.decode(&tokens)?,
             None => String::new(),

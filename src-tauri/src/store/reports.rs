@@ -11,7 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::sessions::{audit, touch};
+use super::sessions::{audit, report_row, touch, REPORT_COLUMNS};
 use super::{timestamp, DraftId, Report, SessionId, Store, StoreError};
 
 /// The statuses a report version can be signed to.
@@ -50,24 +50,12 @@ impl From<rusqlite::Error> for SignError {
     }
 }
 
-const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of, from_draft";
 
 fn latest(tx: &Transaction<'_>, id: SessionId) -> rusqlite::Result<Option<Report>> {
     tx.query_row(
         &format!("SELECT {REPORT_COLUMNS} FROM reports WHERE session_id = ?1 ORDER BY version DESC LIMIT 1"),
         [id.0],
-        |r| {
-            Ok(Report {
-                id: r.get(0)?,
-                version: r.get(1)?,
-                text: r.get(2)?,
-                status: r.get(3)?,
-                signed_at: r.get(4)?,
-                created_at: r.get(5)?,
-                addendum_of: r.get(6)?,
-                from_draft: r.get(7)?,
-            })
-        },
+        report_row,
     )
     .optional()
 }

@@ -472,24 +472,28 @@ impl Store {
     }
 
     pub(super) fn reports(&self, id: SessionId) -> Result<Vec<Report>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, version, text, status, signed_at, created_at, addendum_of, from_draft
-             FROM reports WHERE session_id = ?1 ORDER BY version",
-        )?;
-        let rows = stmt.query_map([id.0], |r| {
-            Ok(Report {
-                id: r.get(0)?,
-                version: r.get(1)?,
-                text: r.get(2)?,
-                status: r.get(3)?,
-                signed_at: r.get(4)?,
-                created_at: r.get(5)?,
-                addendum_of: r.get(6)?,
-                from_draft: r.get(7)?,
-            })
-        })?;
+        let sql = format!("SELECT {REPORT_COLUMNS} FROM reports WHERE session_id = ?1 ORDER BY version");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([id.0], report_row)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+/// The columns `report_row` reads, in order.
+pub(super) const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of, from_draft";
+
+/// A `reports` row selected with `REPORT_COLUMNS`.
+pub(super) fn report_row(r: &Row<'_>) -> rusqlite::Result<Report> {
+    Ok(Report {
+        id: r.get(0)?,
+        version: r.get(1)?,
+        text: r.get(2)?,
+        status: r.get(3)?,
+        signed_at: r.get(4)?,
+        created_at: r.get(5)?,
+        addendum_of: r.get(6)?,
+        from_draft: r.get(7)?,
+    })
 }
 
 /// The user's words as an FTS5 query that matches each as a prefix, all
