@@ -20,6 +20,7 @@ pub mod error;
 pub mod gemma3;
 pub mod generate;
 mod layers;
+pub mod memory;
 pub mod model;
 pub mod processor;
 pub mod resample;

@@ -61,6 +61,20 @@ impl Model {
             return Err(ModelError::NotAModel { path: dir.into(), reason: "it has no config.json".into() });
         }
         let mut config = Gemma3Config::from_file(&config_path)?;
+        // Before any weight is read: refuse a model that cannot fit (the CPU's
+        // free memory is known; a GPU's is not asked here).
+        if device.is_cpu() {
+            let need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
+            if let Some(available) = crate::memory::available_bytes() {
+                if need.total() > available {
+                    return Err(ModelError::TooBig {
+                        need_gb: crate::memory::gb(need.total()),
+                        available_gb: crate::memory::gb(available),
+                        device: "CPU".into(),
+                    });
+                }
+            }
+        }
         let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };
         // Stop on every end token the model declares anywhere: config.json,
         // generation_config.json, and the tokenizer's `<eos>`/`<end_of_turn>`.

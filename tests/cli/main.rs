@@ -91,12 +91,48 @@ fn unwritable_data_dir_says_so_in_one_line() {
 }
 
 #[test]
-fn subcommands_run_without_a_display() {
-    // No subcommand may need a window system; one not yet built says so.
-    let out = medgemma_desk(&["models"]);
-    // `models` arrives with the models work; until then it says so in one line.
+fn models_list_runs_without_a_display_and_lists_the_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))
+        .args(["models", "list", "--json", "--data-dir", tmp.path().to_str().unwrap()])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env("HF_HUB_CACHE", tmp.path().join("no-hf-cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["found"], serde_json::json!([]));
+    assert!(v["catalog"].as_array().unwrap().iter().any(|m| m["repo"] == "google/medgemma-4b-it"));
+    // With the tiny model in the data folder: found, complete, with its memory need.
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let fixture = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model");
+    std::os::unix::fs::symlink(fixture.canonicalize().unwrap(), models.join("tiny")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))
+        .args(["models", "list", "--json", "--data-dir", tmp.path().to_str().unwrap()])
+        .env("HF_HUB_CACHE", tmp.path().join("no-hf-cache"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["found"][0]["id"], "tiny");
+    assert_eq!(v["found"][0]["missing"], serde_json::json!([]));
+    assert!(v["found"][0]["cpuNeedBytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_model_too_big_for_the_free_memory_is_refused_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model");
+    let image = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/images/grey.png");
+    let out = Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))
+        .args(["draft", "--model", model.to_str().unwrap(), "--image", image.to_str().unwrap(), "--no-save", "--device", "cpu"])
+        .args(["--data-dir", tmp.path().to_str().unwrap()])
+        .env("MEDGEMMA_DESK_MEMORY_LIMIT_MB", "1")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert_one_line(&err);
-    assert!(err.contains("not available"), "{err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.contains("needs about") && last.contains("GB of memory on the CPU") && last.contains("smaller model"), "{err}");
 }

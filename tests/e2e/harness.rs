@@ -54,6 +54,8 @@ impl Driver {
             // The tiny fixture model writes faster than WebDriver can press Stop:
             // the app's pacing aid slows its stream to a person's pace.
             .env("MEDGEMMA_DESK_TOKEN_PACE_MS", "40")
+            // Only the models a test puts in its data folder, never this machine's Hugging Face cache.
+            .env("HF_HUB_CACHE", "/nonexistent/medgemma-desk-tests/hf-cache")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

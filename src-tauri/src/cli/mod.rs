@@ -15,6 +15,7 @@ mod bench_store;
 mod draft;
 mod generate;
 mod info;
+mod models;
 mod render;
 mod sessions;
 
@@ -42,14 +43,6 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Arguments of a subcommand whose service arrives in a later release; kept so
-/// that `--help` shows the whole surface and scripts get a clear answer.
-#[derive(Debug, clap::Args)]
-pub struct Pending {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<OsString>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show an image's key DICOM tags, windows, frames and transfer syntax.
@@ -60,26 +53,12 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Draft a report for an image with a template, and keep the session.
     Draft(draft::DraftArgs),
-    /// List, show, search or delete stored sessions.
+    /// List, show, search, export, import or delete stored sessions.
     Sessions(sessions::SessionsArgs),
-    /// List, import, verify or download models.
-    Models(Pending),
+    /// List the models on this computer (data folder, Hugging Face cache) and the known ones.
+    Models(models::ModelsArgs),
     /// Measure model speed (prefill and decode tokens per second).
     Bench(bench::BenchArgs),
-}
-
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Info(_) => "info",
-            Command::Render(_) => "render",
-            Command::Generate(_) => "generate",
-            Command::Draft(_) => "draft",
-            Command::Sessions(_) => "sessions",
-            Command::Models(_) => "models",
-            Command::Bench(_) => "bench",
-        }
-    }
 }
 
 /// Parses the process's arguments, runs, and maps the outcome to an exit code.
@@ -147,10 +126,7 @@ fn execute(cli: Cli) -> Result<(), Failure> {
         Some(Command::Render(args)) => Ok(render::run(args)?),
         Some(Command::Sessions(args)) => Ok(sessions::run(args, cli.data_dir.as_deref())?),
         Some(Command::Draft(args)) => Ok(draft::run(args, cli.data_dir.as_deref())?),
-        Some(command) => Err(Failure::Failed(format!(
-            "`{}` is not available in this version of MedGemma Desk yet",
-            command.name()
-        ))),
+        Some(Command::Models(args)) => Ok(models::run(args, cli.data_dir.as_deref())?),
     }
 }
 

@@ -1,58 +1,257 @@
-//! Where the window finds models: each folder in the data folder's `models/`
-//! (or a link to one) that holds a Gemma 3 `config.json`. Getting a model
-//! there (import, download) is the Models work; until then the draft pane
-//! explains how.
+//! Where models are found, offline: the data folder's `models/` (folders, or
+//! links to folders, with a Gemma 3 `config.json`) and the Hugging Face cache
+//! (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; each
+//! `models--org--name` repo resolved through its `refs/main` snapshot). For
+//! each: whether every weight shard is there, its size, and whether it fits
+//! this computer's free memory. Nothing here touches the network.
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The folder, inside the data folder, that holds models.
 pub const MODELS_DIR: &str = "models";
+
+/// The catalog of known models (models/catalog.toml), built in.
+const CATALOG: &str = include_str!("../../../models/catalog.toml");
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct CatalogEntry {
+    pub id: String,
+    pub repo: String,
+    pub name: String,
+    pub description: String,
+    pub format: String,
+    #[serde(default)]
+    pub files: Vec<String>,
+    pub vision: bool,
+    #[serde(default)]
+    pub gated: bool,
+    #[serde(default = "yes")]
+    pub supported: bool,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct Catalog {
+    model: Vec<CatalogEntry>,
+}
+
+/// The known models.
+pub fn catalog() -> Vec<CatalogEntry> {
+    toml::from_str::<Catalog>(CATALOG).map(|c| c.model).unwrap_or_default()
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelEntry {
     pub id: String,
     pub path: PathBuf,
+    /// "data folder" or "Hugging Face cache".
+    pub source: String,
+    pub format: String,
+    /// The weights' dtype as stored (bfloat16, float32, …).
+    pub dtype: String,
+    pub size_bytes: u64,
     /// It has a vision tower (it can read images).
     pub vision: bool,
+    /// What is missing for it to load (shards, tokenizer); empty when complete.
+    pub missing: Vec<String>,
+    /// The catalog entry it is, if known.
+    pub catalog_id: Option<String>,
+    /// Memory it needs on the CPU (f32) for a draft's context, in bytes.
+    pub cpu_need_bytes: Option<u64>,
+    /// Whether that fits the memory free now (unknown: `None`).
+    pub fits_cpu: Option<bool>,
 }
 
-/// The models in `data_dir/models/`, by name.
+impl ModelEntry {
+    /// Complete and loadable as far as the files go.
+    pub fn usable(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// Every model found: the data folder's first, then the Hugging Face cache's.
+pub fn find_all(data_dir: &Path) -> Vec<ModelEntry> {
+    let mut found = scan_folder(&data_dir.join(MODELS_DIR), "data folder");
+    if let Some(hub) = hf_cache_dir() {
+        found.extend(scan_hf_cache(&hub));
+    }
+    found
+}
+
+/// The usable models with a vision tower or not, in the order they are found
+/// (the window drafts with the first).
 pub fn find(data_dir: &Path) -> Vec<ModelEntry> {
-    let Ok(entries) = std::fs::read_dir(data_dir.join(MODELS_DIR)) else { return Vec::new() };
+    find_all(data_dir).into_iter().filter(ModelEntry::usable).collect()
+}
+
+fn scan_folder(dir: &Path, source: &str) -> Vec<ModelEntry> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut found: Vec<ModelEntry> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.join("config.json").is_file())
-        .map(|path| {
-            let vision = std::fs::read(path.join("config.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|c| c.get("vision_config").is_some());
-            ModelEntry { id: path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), path, vision }
+        .filter_map(|p| {
+            let id = p.file_name()?.to_string_lossy().into_owned();
+            Some(describe(&p, id, source))
         })
         .collect();
     found.sort_by(|a, b| a.id.cmp(&b.id));
     found
 }
 
+/// The Hugging Face cache folder, as the `huggingface_hub` library finds it.
+pub fn hf_cache_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HF_HUB_CACHE").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    if let Some(p) = std::env::var_os("HF_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p).join("hub"));
+    }
+    directories::BaseDirs::new().map(|d| d.home_dir().join(".cache/huggingface/hub"))
+}
+
+/// Each cached model repo at the revision `refs/main` points to.
+fn scan_hf_cache(hub: &Path) -> Vec<ModelEntry> {
+    let Ok(entries) = std::fs::read_dir(hub) else { return Vec::new() };
+    let mut found = Vec::new();
+    for repo_dir in entries.flatten().map(|e| e.path()) {
+        let Some(name) = repo_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("models--")) else { continue };
+        let repo = name.replacen("--", "/", 1);
+        let Ok(rev) = std::fs::read_to_string(repo_dir.join("refs/main")) else { continue };
+        let snapshot = repo_dir.join("snapshots").join(rev.trim());
+        if !snapshot.join("config.json").is_file() {
+            continue;
+        }
+        let mut entry = describe(&snapshot, repo.clone(), "Hugging Face cache");
+        // Downloads still in progress leave `.incomplete` blobs.
+        let partial = std::fs::read_dir(repo_dir.join("blobs"))
+            .map(|b| b.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "incomplete")).count())
+            .unwrap_or(0);
+        if partial > 0 {
+            entry.missing.push(format!("{partial} download(s) not finished"));
+        }
+        found.push(entry);
+    }
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
+}
+
+fn describe(dir: &Path, id: String, source: &str) -> ModelEntry {
+    let config_json: Option<serde_json::Value> = std::fs::read(dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let dtype = config_json
+        .as_ref()
+        .and_then(|c| c.get("torch_dtype").or_else(|| c.get("dtype")).or_else(|| c.pointer("/text_config/dtype")))
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown")
+        .to_string();
+    let vision = config_json.as_ref().is_some_and(|c| c.get("vision_config").is_some());
+    let mut missing = Vec::new();
+    // The shards the index names must all be there; else any .safetensors will do.
+    let index = dir.join("model.safetensors.index.json");
+    let shards: Vec<String> = match std::fs::read(&index).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) {
+        Some(i) => {
+            let mut s: Vec<String> = i["weight_map"].as_object().map(|m| m.values().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            s.sort();
+            s.dedup();
+            s
+        }
+        None => std::fs::read_dir(dir)
+            .map(|e| e.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).filter(|n| n.ends_with(".safetensors")).collect())
+            .unwrap_or_default(),
+    };
+    if shards.is_empty() {
+        missing.push("the weights (*.safetensors)".into());
+    }
+    let mut size = 0;
+    for shard in &shards {
+        match std::fs::metadata(dir.join(shard)) {
+            Ok(m) => size += m.len(),
+            Err(_) => missing.push(shard.clone()),
+        }
+    }
+    if !dir.join("tokenizer.json").is_file() {
+        missing.push("tokenizer.json".into());
+    }
+    let need = medgemma_models::Gemma3Config::from_file(&dir.join("config.json"))
+        .ok()
+        .map(|c| medgemma_models::memory::need(&c, 4, medgemma_models::memory::DRAFT_CONTEXT).total());
+    let available = medgemma_models::memory::available_bytes();
+    let catalog_id = catalog().into_iter().find(|c| c.repo == id || c.id == id).map(|c| c.id);
+    ModelEntry {
+        id,
+        path: dir.to_path_buf(),
+        source: source.into(),
+        format: "safetensors".into(),
+        dtype,
+        size_bytes: size,
+        vision,
+        missing,
+        catalog_id,
+        cpu_need_bytes: need,
+        fits_cpu: need.zip(available).map(|(n, a)| n <= a),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn fake_model(dir: &Path, shards: &[&str], present: &[&str]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("config.json"), r#"{"vision_config": {}, "torch_dtype": "bfloat16"}"#).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), "{}").unwrap();
+        let map: serde_json::Map<String, serde_json::Value> = shards.iter().enumerate().map(|(i, s)| (format!("w{i}"), (*s).into())).collect();
+        std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({ "weight_map": map }).to_string()).unwrap();
+        for p in present {
+            std::fs::write(dir.join(p), vec![0u8; 1000]).unwrap();
+        }
+    }
+
     #[test]
-    fn folders_with_a_config_are_models() {
+    fn the_catalog_parses_and_names_medgemma() {
+        let c = catalog();
+        assert!(c.iter().any(|m| m.repo == "google/medgemma-4b-it" && m.vision));
+        assert!(c.iter().all(|m| !m.description.is_empty()));
+    }
+
+    #[test]
+    fn a_missing_shard_is_named_and_the_model_not_offered() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(find(tmp.path()).is_empty());
-        let m = tmp.path().join(MODELS_DIR).join("medgemma-4b-it");
-        std::fs::create_dir_all(&m).unwrap();
-        std::fs::write(m.join("config.json"), r#"{"vision_config": {}}"#).unwrap();
-        std::fs::create_dir_all(tmp.path().join(MODELS_DIR).join("empty")).unwrap();
-        let found = find(tmp.path());
+        let models = tmp.path().join(MODELS_DIR);
+        fake_model(&models.join("medgemma-4b-it"), &["a.safetensors", "b.safetensors"], &["a.safetensors"]);
+        fake_model(&models.join("whole"), &["a.safetensors"], &["a.safetensors"]);
+        let all = scan_folder(&models, "data folder");
+        assert_eq!(all.len(), 2);
+        let broken = all.iter().find(|m| m.id == "medgemma-4b-it").unwrap();
+        assert_eq!(broken.missing, ["b.safetensors"]);
+        assert_eq!(broken.catalog_id.as_deref(), Some("medgemma-4b-it"));
+        assert_eq!(broken.dtype, "bfloat16");
+        let whole = all.iter().find(|m| m.id == "whole").unwrap();
+        assert!(whole.usable());
+        assert_eq!(whole.size_bytes, 1000);
+    }
+
+    #[test]
+    fn the_hugging_face_cache_is_read_at_refs_main_and_partial_downloads_flagged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("models--google--medgemma-4b-it");
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+        fake_model(&repo.join("snapshots/abc123"), &["m.safetensors"], &["m.safetensors"]);
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::write(repo.join("blobs/deadbeef.incomplete"), b"").unwrap();
+        let found = scan_hf_cache(tmp.path());
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].id, "medgemma-4b-it");
-        assert!(found[0].vision);
+        assert_eq!(found[0].id, "google/medgemma-4b-it");
+        assert_eq!(found[0].catalog_id.as_deref(), Some("medgemma-4b-it"));
+        assert_eq!(found[0].missing, ["1 download(s) not finished"], "not offered until the download ends");
     }
 }
