@@ -38,10 +38,11 @@ step() {
 step "Rust tests (unit, CLI, store, runtime)" cargo test --release --workspace
 step "UI type check (svelte-check)" npm --prefix ui run --silent check
 step "UI unit tests (Vitest)" npm --prefix ui test --silent
-# The real window: WebKitGTK under Xvfb, driven through tauri-driver. Bounded
-# by `timeout` so a stuck WebKitWebDriver can never hang CI.
+# The real window: WebKitGTK under Xvfb, driven through tauri-driver, with a
+# D-Bus session bus as a desktop has (single instance uses it). Bounded by
+# `timeout` so a stuck WebKitWebDriver can never hang CI.
 step "Window tests (WebDriver, Xvfb)" timeout --signal=TERM --kill-after=30 900 \
-  xvfb-run -a -s "-screen 0 1600x1000x24" \
+  dbus-run-session -- xvfb-run -a -s "-screen 0 1600x1000x24" \
   cargo test --release -p medgemma-desk --test e2e -- --ignored --test-threads=1
 
 echo

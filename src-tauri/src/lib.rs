@@ -48,13 +48,31 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, state: AppState)
     builder.manage(state).invoke_handler(commands::handler()).on_window_event(window::on_event)
 }
 
+/// The name this data folder's running instance is found by (a D-Bus name on
+/// Linux): one window per data folder; another data folder is another store
+/// and may run beside it.
+fn single_instance_id(data_dir: &std::path::Path) -> String {
+    let hash = store::sha256_hex(data_dir.as_os_str().as_encoded_bytes());
+    format!("org.medgemmadesk.app.d{}", &hash[..16])
+}
+
 /// Opens the main window (with `paths` loaded, if any) and runs until it is closed.
 pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), GuiError> {
     window::ensure_display()?;
     let webview_dir = data_dir.webview();
     let sessions = session::Sessions::open(data_dir.path());
     let drafting = drafting::worker::Worker::new(Some(data_dir.path().join("cache").join("weights-sha256.json")));
+    let instance = single_instance_id(data_dir.path());
     configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting })
+        // First: a second launch on the same data folder (double-clicking
+        // another .dcm) hands its files to this window and exits, instead of
+        // opening a second process on the same store.
+        .plugin(
+            tauri_plugin_single_instance::Builder::new()
+                .dbus_id(instance)
+                .callback(|app, argv, cwd| window::second_launch(app, argv, cwd))
+                .build(),
+        )
         .plugin(tauri_plugin_dialog::init())
         .setup(move |app| {
             window::open_main(app.handle(), webview_dir)?;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::Parser;
 use tauri::{DragDropEvent, Emitter, Manager, WindowEvent};
 
 use crate::{GuiError, APP_NAME};
@@ -32,6 +33,22 @@ pub fn open_main<R: tauri::Runtime>(app: &tauri::AppHandle<R>, webview_dir: Path
         .data_directory(webview_dir)
         .build()?;
     Ok(())
+}
+
+/// A second launch of the app on this data folder (its files are opened here,
+/// and the window comes to the front).
+pub fn second_launch<R: tauri::Runtime>(app: &tauri::AppHandle<R>, argv: Vec<String>, cwd: String) {
+    let paths: Vec<PathBuf> = match crate::cli::Cli::try_parse_from(&argv) {
+        Ok(cli) => cli.paths.into_iter().map(|p| if p.is_absolute() { p } else { PathBuf::from(&cwd).join(p) }).collect(),
+        Err(_) => Vec::new(),
+    };
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.set_focus();
+    }
+    if !paths.is_empty() {
+        crate::commands::imaging::open_in_background(app, paths);
+    }
 }
 
 /// Files dropped on the window are opened by Rust (their bytes never cross

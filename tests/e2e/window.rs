@@ -30,3 +30,27 @@ async fn first_screen_shows_the_empty_state_and_the_version_from_rust() {
 
     app.quit().await;
 }
+
+/// Double-clicking a second .dcm while the app runs: the new launch hands the
+/// file to the running window and exits; no second process opens the store.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, a D-Bus session and tauri-driver: run by `make test`"]
+async fn a_second_launch_hands_its_file_to_the_running_window() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "single instance needs a D-Bus session bus: run the window tests through `make test` (dbus-run-session)"
+    );
+    let app = crate::harness::App::launch().await;
+    app.text_of("[data-testid=empty-state]").await;
+    let cr = crate::viewer::dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let started = std::time::Instant::now();
+    let second = std::process::Command::new(crate::harness::app_binary())
+        .args(["--data-dir", app.data_dir.path().to_str().unwrap(), cr.to_str().unwrap()])
+        .output()
+        .expect("the second launch runs");
+    assert!(second.status.success(), "the second launch exits cleanly: {}", String::from_utf8_lossy(&second.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it exits instead of opening a window");
+    app.wait_for_text("[data-testid=image-details]", "1760 × 1760").await;
+    app.wait_for_count("[data-testid=session-item]", 1).await;
+    app.quit().await;
+}
