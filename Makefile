@@ -16,7 +16,7 @@ NPM ?= npm
 # Local builds use every instruction this CPU has: the quantized model kernels
 # are 2.3x slower without it. Distributed bundles use a stated baseline instead
 # (BUNDLE_RUSTFLAGS, x86-64-v3), in their own target folder so the two never
-# evict each other's build cache.
+# evict each other's build cache, and are stripped (no debug info: smaller download).
 RUSTFLAGS ?= -C target-cpu=native
 export RUSTFLAGS
 BUNDLE_RUSTFLAGS ?= -C target-cpu=x86-64-v3
@@ -119,12 +119,14 @@ bench: build $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 bench-report:
 	@{ echo "# Benchmarks"; echo; \
 	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Local build with \`-C target-cpu=native\`."; \
-	  for part in target/bench/imaging.md target/bench/store.md target/bench/vision.md target/bench/text.md; do [ -f $$part ] && { echo; cat $$part; }; done; } > docs/benchmarks.md
+	  for part in target/bench/imaging.md target/bench/store.md target/bench/bundle.md target/bench/vision.md target/bench/text.md; do [ -f $$part ] && { echo; cat $$part; }; done; } > docs/benchmarks.md
 	@echo "==> Wrote docs/benchmarks.md"
 
 bundle: deps ui
 	@echo "==> Building the .deb for the x86-64-v3 baseline (RUSTFLAGS='$(BUNDLE_RUSTFLAGS)')"
-	@cd ui && RUSTFLAGS='$(BUNDLE_RUSTFLAGS)' CARGO_TARGET_DIR=../target/bundle npx tauri build --bundles deb
+	@RUSTFLAGS='$(BUNDLE_RUSTFLAGS)' CARGO_TARGET_DIR='$(CURDIR)/target/bundle' \
+	  CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+	  ui/node_modules/.bin/tauri build --ci --bundles deb
 	@ls -l target/bundle/release/bundle/deb/*.deb
 
 # Python environments for the reference implementations (pinned versions).

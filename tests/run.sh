@@ -43,7 +43,10 @@ step "UI unit tests (Vitest)" npm --prefix ui test --silent
 # `timeout` so a stuck WebKitWebDriver can never hang CI.
 step "Window tests (WebDriver, Xvfb)" timeout --signal=TERM --kill-after=30 900 \
   dbus-run-session -- xvfb-run -a -s "-screen 0 1600x1000x24" \
-  cargo test --release -p medgemma-desk --test e2e -- --ignored --test-threads=1
+  cargo test --release -p medgemma-desk --test e2e -- --ignored --test-threads=1 --skip installed::
+# The .deb: built for the x86-64-v3 baseline, installed with dpkg, launched on
+# a DICOM file, removed.
+step "Package (.deb: build, install, launch, remove)" tests/bundle/check.sh
 
 echo
 if [ ${#broken_steps[@]} -gt 0 ]; then

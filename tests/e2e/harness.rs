@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 
-/// The app binary cargo built for these tests (absolute, as tauri-driver needs).
+/// The app binary cargo built for these tests (absolute, as tauri-driver
+/// needs), or the installed one named by MEDGEMMA_DESK_APP (the package test).
 pub fn app_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_medgemma-desk"))
+    match std::env::var_os("MEDGEMMA_DESK_APP") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_medgemma-desk")),
+    }
 }
 
 fn tauri_driver() -> PathBuf {

@@ -5,6 +5,7 @@
 
 mod drafting;
 mod harness;
+mod installed;
 mod sessions;
 mod viewer;
 mod window;

@@ -115,3 +115,15 @@ async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
     let _ = child.wait();
     app.quit().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_path_that_no_longer_exists_gets_a_message_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("moved-away.dcm");
+    let app = App::launch_with(&[gone.to_str().unwrap()]).await;
+    let msg = app.wait_for_text("[data-testid=open-error]", "moved-away.dcm").await;
+    assert!(msg.contains("Could not open"), "{msg}");
+    assert_eq!(app.text_of("[data-testid=empty-state]").await, "Drop a chest X-ray here");
+    app.quit().await;
+}
