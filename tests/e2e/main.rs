@@ -6,6 +6,7 @@
 mod drafting;
 mod harness;
 mod installed;
+mod privacy;
 mod sessions;
 mod viewer;
 mod window;
