@@ -81,6 +81,12 @@ pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), 
             }
             Ok(())
         })
-        .run(tauri::generate_context!())?;
-    Ok(())
+        .run(tauri::generate_context!())
+        .map_err(|e| match e {
+            // The window this launch found for the data folder quit before
+            // taking its files (closed a moment ago and still exiting): start
+            // again, to become the window or hand over to a newer one.
+            tauri::Error::PluginInitialization(ref plugin, _) if plugin == "single-instance" => window::relaunch(e),
+            e => GuiError::Tauri(e),
+        })
 }

@@ -51,9 +51,48 @@ pub fn second_launch<R: tauri::Runtime>(app: &tauri::AppHandle<R>, argv: Vec<Str
     }
 }
 
+/// How many times a launch starts itself again when the running instance it
+/// found for its data folder went away before taking its files.
+const RELAUNCHES: u32 = 5;
+const RELAUNCH_ENV: &str = "MEDGEMMA_DESK_RELAUNCH";
+
+/// Replaces this process with a fresh launch of the same command line (same
+/// process id, so whatever started it still follows it), after a short pause
+/// for the exiting instance to finish. Gives up after [`RELAUNCHES`] tries and
+/// returns the error that caused it.
+pub fn relaunch(cause: tauri::Error) -> GuiError {
+    let tries: u32 = std::env::var(RELAUNCH_ENV).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    if tries >= RELAUNCHES {
+        return GuiError::Tauri(cause);
+    }
+    tracing::info!("the running instance left before taking this launch's files; starting again ({})", tries + 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let Ok(program) = std::env::current_exe() else {
+            return GuiError::Tauri(cause);
+        };
+        let err = std::process::Command::new(program)
+            .args(std::env::args_os().skip(1))
+            .env(RELAUNCH_ENV, (tries + 1).to_string())
+            .exec();
+        tracing::warn!("could not start again: {err}");
+    }
+    GuiError::Tauri(cause)
+}
+
 /// Files dropped on the window are opened by Rust (their bytes never cross
 /// IPC); the UI only hears that the study changed.
 pub fn on_event<R: tauri::Runtime>(window: &tauri::Window<R>, event: &WindowEvent) {
+    // The main window is gone: this process is on its way out. It stops
+    // answering for the data folder now, not at its very end, so a launch in
+    // the meantime (closing the app and at once double-clicking a file)
+    // starts a window of its own instead of handing its file to an instance
+    // that is exiting, where it would be lost.
+    if matches!(event, WindowEvent::Destroyed) && window.label() == MAIN_WINDOW {
+        tauri_plugin_single_instance::destroy(window.app_handle());
+    }
     if let WindowEvent::DragDrop(drop) = event {
         match drop {
             DragDropEvent::Enter { .. } | DragDropEvent::Over { .. } => {

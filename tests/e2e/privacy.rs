@@ -37,7 +37,7 @@ fn the_window_opens_no_network_socket() {
     std::thread::sleep(Duration::from_secs(2));
     // Close the app itself (strace then ends with it).
     let _ = std::process::Command::new("pkill").args(["-TERM", "-f", &format!("medgemma-desk --data-dir {}", data.display())]).status();
-    let _ = child.wait();
+    crate::harness::wait_at_most(&mut child, Duration::from_secs(30), "the traced window, closed with SIGTERM,");
     let trace = std::fs::read_to_string(&log).unwrap();
     let inet = inet_calls(&trace);
     assert!(inet.is_empty(), "the window touched the network:\n{}", inet.join("\n"));
@@ -45,7 +45,8 @@ fn the_window_opens_no_network_socket() {
     let _: PathBuf = log;
 }
 
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+/// Every file under `dir` (none if it does not exist yet).
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
 }

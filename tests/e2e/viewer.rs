@@ -87,9 +87,17 @@ async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 with GTK bindings is installed by `make test`");
-    let mut ready = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    assert_eq!(ready.trim(), "ready");
+    // "ready" once its window is mapped; read on a thread so a source that
+    // never starts fails the test instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let ready = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap_or_default();
+    assert_eq!(ready.trim(), "ready", "the GTK drag source did not start");
 
     // Where the app's image area is on the screen.
     let id = xdotool(&["search", "--name", "^MedGemma Desk$"]).lines().next().expect("the app window is on the display").to_owned();
@@ -112,7 +120,7 @@ async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
     let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
     assert!(overlay.contains("inverted"), "{overlay}");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let _ = child.wait();
+    crate::harness::wait_at_most(&mut child, std::time::Duration::from_secs(20), "the drag source");
     app.quit().await;
 }
 
