@@ -82,10 +82,15 @@ impl Driver {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("tauri-driver not found: `make test` installs it (cargo install tauri-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not listen on port {port} within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+        // tauri-driver, and WebKitWebDriver behind it (which tauri-driver
+        // starts, and which on a loaded machine listens a while later: a
+        // session asked for before then is dropped half-way).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for p in [port, native_port] {
+            while TcpStream::connect(("127.0.0.1", p)).is_err() {
+                assert!(Instant::now() < deadline, "tauri-driver/WebKitWebDriver did not listen on port {p} within 60 s");
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Self { child, port }
     }
@@ -129,6 +134,7 @@ impl App {
         let App { client, data_dir, _driver } = self;
         let _ = client.close().await;
         drop(_driver);
+        ensure_exited(data_dir.path());
         Self::launch_in(data_dir, &[]).await
     }
 
@@ -235,6 +241,32 @@ impl App {
     }
 
     pub async fn quit(self) {
-        let _ = self.client.close().await;
+        let App { client, data_dir, _driver } = self;
+        let _ = client.close().await;
+        drop(_driver);
+        ensure_exited(data_dir.path());
     }
+}
+
+/// Makes sure the app on `data_dir` has exited, as it has for a clinician
+/// who closed its window. Ending the WebDriver session normally closes it,
+/// but on a loaded machine WebKitWebDriver can give up first and leave the
+/// app running, orphaned: it then still answers for the data folder, and the
+/// next launch on it would hand over to it instead of opening a window.
+fn ensure_exited(data_dir: &Path) {
+    let pattern = format!("medgemma-desk --data-dir {}", data_dir.display());
+    let running = || Command::new("pgrep").args(["-f", &pattern]).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    for (wait, signal) in [(10, None), (20, Some("-TERM")), (10, Some("-KILL"))] {
+        if let Some(sig) = signal {
+            let _ = Command::new("pkill").args([sig, "-f", &pattern]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(wait);
+        while Instant::now() < deadline {
+            if !running() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    panic!("the app on {} did not exit", data_dir.display());
 }
