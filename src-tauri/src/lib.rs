@@ -9,6 +9,7 @@ pub mod export;
 pub mod imaging;
 pub mod reading;
 pub mod session;
+pub mod settings;
 pub mod store;
 mod window;
 

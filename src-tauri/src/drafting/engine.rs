@@ -4,7 +4,6 @@
 //! model's context, generation streamed piece by piece, and everything the
 //! store keeps about how the draft was made.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -12,7 +11,6 @@ use std::time::Instant;
 use image::{DynamicImage, RgbImage};
 use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, Reuse, StopReason};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::prompt;
 use super::templates::Template;
@@ -89,13 +87,11 @@ pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<Strin
     let mut changed = false;
     let mut each = Vec::new();
     for f in &files {
-        let meta = std::fs::metadata(f)?;
-        let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-        let key = format!("{}|{}|{mtime}", f.display(), meta.len());
+        let key = hash_key(f)?;
         let hash = match known.get(&key).and_then(|v| v.as_str()) {
             Some(h) => h.to_string(),
             None => {
-                let h = hash_file(f)?;
+                let h = crate::store::sha256_file(f, &mut |_| {})?;
                 known.insert(key, h.clone().into());
                 changed = true;
                 h
@@ -120,18 +116,25 @@ pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<Strin
     })
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
+/// A weights file's entry in the hash cache: its path, size and modification
+/// time (a changed file gets a new entry).
+fn hash_key(file: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(file)?;
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    Ok(format!("{}|{}|{mtime}", file.display(), meta.len()))
+}
+
+/// Records a weights file's sha256 computed elsewhere (an import hashes while
+/// it copies), so the first draft need not hash it again.
+pub fn remember_hash(cache: &Path, file: &Path, sha256: &str) {
+    let Ok(key) = hash_key(file) else { return };
+    let mut known: serde_json::Map<String, serde_json::Value> =
+        std::fs::read(cache).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    known.insert(key, sha256.into());
+    if let Some(parent) = cache.parent() {
+        let _ = std::fs::create_dir_all(parent);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let _ = std::fs::write(cache, serde_json::Value::Object(known).to_string());
 }
 
 /// How to sample: greedy (the same draft every time) or seeded sampling.

@@ -5,7 +5,10 @@
 //! `models` (where the app finds models), `review` (tracked changes between
 //! the AI draft and the clinician's report).
 
+#[cfg(all(feature = "download", not(feature = "lockdown")))]
+pub mod download;
 pub mod engine;
+pub mod import;
 pub mod models;
 pub mod prompt;
 pub mod review;

@@ -97,10 +97,12 @@ fn scan_folder(dir: &Path, source: &str) -> Vec<ModelEntry> {
     let mut found: Vec<ModelEntry> = entries
         .flatten()
         .map(|e| e.path())
+        // A hidden folder is an import still being copied.
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
         .filter(|p| p.join("config.json").is_file())
         .filter_map(|p| {
             let id = p.file_name()?.to_string_lossy().into_owned();
-            Some(describe(&p, id, source))
+            Some(describe_folder(&p, id, source))
         })
         .collect();
     found.sort_by(|a, b| a.id.cmp(&b.id));
@@ -125,15 +127,14 @@ fn scan_hf_cache(hub: &Path) -> Vec<ModelEntry> {
     for repo_dir in entries.flatten().map(|e| e.path()) {
         let Some(name) = repo_dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("models--")) else { continue };
         let repo = name.replacen("--", "/", 1);
-        let Ok(rev) = std::fs::read_to_string(repo_dir.join("refs/main")) else { continue };
-        let snapshot = repo_dir.join("snapshots").join(rev.trim());
-        if !snapshot.join("config.json").is_file() {
-            continue;
-        }
-        let mut entry = describe(&snapshot, repo.clone(), "Hugging Face cache");
-        // Downloads still in progress leave `.incomplete` blobs.
+        // hf-hub's cache API resolves the revision `refs/main` names.
+        let Some(config) = hf_hub::Cache::new(hub.to_path_buf()).model(repo.clone()).get("config.json") else { continue };
+        let Some(snapshot) = config.parent() else { continue };
+        let mut entry = describe_folder(snapshot, repo.clone(), "Hugging Face cache");
+        // Downloads still in progress (or broken off) leave `.incomplete`
+        // (huggingface_hub) or `.part` (hf-hub) blobs.
         let partial = std::fs::read_dir(repo_dir.join("blobs"))
-            .map(|b| b.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "incomplete")).count())
+            .map(|b| b.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "incomplete" || x == "part")).count())
             .unwrap_or(0);
         if partial > 0 {
             entry.missing.push(format!("{partial} download(s) not finished"));
@@ -144,7 +145,8 @@ fn scan_hf_cache(hub: &Path) -> Vec<ModelEntry> {
     found
 }
 
-fn describe(dir: &Path, id: String, source: &str) -> ModelEntry {
+/// A model folder as found: format, dtype, size, what is missing, memory fit.
+pub(crate) fn describe_folder(dir: &Path, id: String, source: &str) -> ModelEntry {
     let config_json: Option<serde_json::Value> = std::fs::read(dir.join("config.json")).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let dtype = config_json
         .as_ref()
@@ -244,7 +246,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let repo = tmp.path().join("models--google--medgemma-4b-it");
         std::fs::create_dir_all(repo.join("refs")).unwrap();
-        std::fs::write(repo.join("refs/main"), "abc123\n").unwrap();
+        std::fs::write(repo.join("refs/main"), "abc123").unwrap();
         fake_model(&repo.join("snapshots/abc123"), &["m.safetensors"], &["m.safetensors"]);
         std::fs::create_dir_all(repo.join("blobs")).unwrap();
         std::fs::write(repo.join("blobs/deadbeef.incomplete"), b"").unwrap();

@@ -18,6 +18,26 @@ use super::{timestamp, SessionId, Store, StoreError};
 pub const IMAGES_DIR: &str = "images";
 
 /// Lower-case hex sha256 of `bytes`.
+/// The sha256 of a file, read in 1 MiB pieces; `progress` hears the bytes
+/// read so far (hashing a 8 GB model takes a while: the user sees it move).
+pub fn sha256_file(path: &std::path::Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        progress(done);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let mut out = String::with_capacity(64);
