@@ -29,6 +29,8 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// The model thread.
     pub drafting: drafting::worker::Worker,
+    /// The model download running, if any.
+    pub downloads: commands::models::Downloads,
 }
 
 /// Why the window could not be opened.
@@ -64,7 +66,7 @@ pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), 
     let sessions = session::Sessions::open(data_dir.path());
     let drafting = drafting::worker::Worker::new(Some(data_dir.path().join("cache").join("weights-sha256.json")));
     let instance = single_instance_id(data_dir.path());
-    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting })
+    configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting, downloads: Default::default() })
         // First: a second launch on the same data folder (double-clicking
         // another .dcm) hands its files to this window and exits, instead of
         // opening a second process on the same store.

@@ -1,5 +1,5 @@
 //! The user's settings, kept in `settings.json` in the data folder: the
-//! offline lockdown switch and the device to run models on. A missing or
+//! offline lockdown switch, the device to run models on and the model chosen. A missing or
 //! unreadable file means the defaults (never an error: settings must not stop
 //! a clinician from working).
 
@@ -20,11 +20,13 @@ pub struct Settings {
     pub offline_lockdown: bool,
     /// "auto", "cpu", "cuda" or "metal".
     pub device: String,
+    /// The model folder drafts use (None: the first complete one found).
+    pub model: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { offline_lockdown: false, device: "auto".into() }
+        Self { offline_lockdown: false, device: "auto".into(), model: None }
     }
 }
 
@@ -56,12 +58,19 @@ mod tests {
     fn settings_round_trip_and_bad_files_give_defaults() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(Settings::load(tmp.path()).device, "auto");
-        let s = Settings { offline_lockdown: true, device: "cpu".into() };
+        let s = Settings { offline_lockdown: true, device: "cpu".into(), model: Some("/m".into()) };
         s.save(tmp.path()).unwrap();
         assert_eq!(Settings::load(tmp.path()), s);
         std::fs::write(tmp.path().join(FILE), "not json").unwrap();
         assert_eq!(Settings::load(tmp.path()).device, "auto");
         std::fs::write(tmp.path().join(FILE), r#"{"device": "tpu"}"#).unwrap();
         assert_eq!(Settings::load(tmp.path()).device, "auto", "an unknown device is not used");
+    }
+}
+
+impl Settings {
+    /// The device as the model runtime takes it.
+    pub fn device_choice(&self) -> medgemma_models::DeviceChoice {
+        self.device.parse().unwrap_or_default()
     }
 }

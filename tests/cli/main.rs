@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 mod draft;
 mod generate;
 mod imaging;
+mod mock_hub;
 mod models;
 mod privacy;
 mod sessions;

@@ -5,151 +5,12 @@
 //! wrong token, a server that stalls, and a file damaged in transfer. After
 //! each, `models list` offers the model only when it is whole.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
-use sha2::Digest;
+use crate::mock_hub::{fixture, sha256, Behaviour, MockHub};
 
 const REPO: &str = "test-org/tiny-gemma3";
-const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model").canonicalize().unwrap()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[derive(Default)]
-struct Behaviour {
-    /// Only this bearer token is let in (a gated repo).
-    token: Option<String>,
-    /// Send only this many bytes of this file, once, then hang up.
-    cut: Option<(String, usize)>,
-    /// Never answer.
-    stall: bool,
-    /// Serve this file with one byte changed (etag still the true sha256).
-    corrupt: Option<String>,
-    /// Every request: (path, Range header).
-    log: Vec<(String, String)>,
-}
-
-/// A Hub on 127.0.0.1 with the fixture's files under `REPO` at `COMMIT`.
-struct MockHub {
-    url: String,
-    state: Arc<Mutex<Behaviour>>,
-}
-
-impl MockHub {
-    fn start(behaviour: Behaviour) -> Self {
-        let files: HashMap<String, Vec<u8>> = std::fs::read_dir(fixture())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.path().is_file())
-            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
-            .collect();
-        let files = Arc::new(files);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(behaviour));
-        let st = state.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let (files, st) = (files.clone(), st.clone());
-                std::thread::spawn(move || serve(conn, &files, &st));
-            }
-        });
-        Self { url, state }
-    }
-
-    fn ranges_for(&self, file: &str) -> Vec<String> {
-        self.state.lock().unwrap().log.iter().filter(|(p, _)| p.ends_with(&format!("/{file}"))).map(|(_, r)| r.clone()).collect()
-    }
-}
-
-fn serve(mut conn: TcpStream, files: &HashMap<String, Vec<u8>>, st: &Mutex<Behaviour>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    let mut headers = HashMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
-    let range = headers.get("range").cloned().unwrap_or_default();
-    let mut b = st.lock().unwrap();
-    b.log.push((path.clone(), range.clone()));
-    if b.stall {
-        drop(b);
-        std::thread::sleep(std::time::Duration::from_secs(600));
-        return;
-    }
-    let reply = |conn: &mut TcpStream, status: &str| {
-        let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    };
-    if let Some(token) = &b.token {
-        match headers.get("authorization") {
-            None => return reply(&mut conn, "401 Unauthorized"),
-            Some(h) if h != &format!("Bearer {token}") => return reply(&mut conn, "403 Forbidden"),
-            _ => {}
-        }
-    }
-    let prefix = format!("/{REPO}/resolve/main/");
-    let Some(file) = path.strip_prefix(&prefix).map(str::to_string) else { return reply(&mut conn, "404 Not Found") };
-    let Some(bytes) = files.get(&file) else {
-        let _ = write!(conn, "HTTP/1.1 404 Not Found\r\nx-error-code: EntryNotFound\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        return;
-    };
-    let etag = if file.ends_with(".safetensors") { sha256(bytes) } else { sha256(bytes)[..40].to_string() };
-    let mut body = bytes.clone();
-    if b.corrupt.as_deref() == Some(file.as_str()) {
-        let mid = body.len() / 2;
-        body[mid] ^= 0xff;
-    }
-    let spec = range.strip_prefix("bytes=").unwrap_or("0-");
-    let (a, z) = spec.split_once('-').unwrap_or(("0", ""));
-    let start: usize = a.parse().unwrap_or(0);
-    let end: usize = z.parse().map(|e: usize| e + 1).unwrap_or(body.len()).min(body.len());
-    let part = &body[start..end];
-    let cut = match &b.cut {
-        Some((f, n)) if *f == file && part.len() > 1 => Some(*n),
-        _ => None,
-    };
-    if cut.is_some() {
-        b.cut = None;
-    }
-    drop(b);
-    let _ = write!(
-        conn,
-        "HTTP/1.1 206 Partial Content\r\netag: \"{etag}\"\r\nx-repo-commit: {COMMIT}\r\ncontent-range: bytes {start}-{}/{}\r\ncontent-length: {}\r\naccept-ranges: bytes\r\nconnection: close\r\n\r\n",
-        end.saturating_sub(1),
-        body.len(),
-        part.len()
-    );
-    match cut {
-        Some(n) => {
-            let _ = conn.write_all(&part[..n.min(part.len())]);
-            let _ = conn.flush();
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-        None => {
-            let _ = conn.write_all(part);
-        }
-    }
-}
 
 /// Runs the app's CLI with its own Hugging Face cache and data folder.
 fn desk(tmp: &Path, args: &[&str], token: Option<&str>) -> Output {
@@ -184,7 +45,7 @@ fn err(out: &Output) -> String {
 #[test]
 fn a_model_downloads_whole_verified_and_is_then_offered() {
     let tmp = tempfile::tempdir().unwrap();
-    let hub = MockHub::start(Behaviour::default());
+    let hub = MockHub::start(REPO, Behaviour::default());
     let out = download(tmp.path(), &hub, None, &["--json"]);
     assert!(out.status.success(), "{}", err(&out));
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -202,7 +63,7 @@ fn a_model_downloads_whole_verified_and_is_then_offered() {
 fn a_broken_off_download_is_not_offered_and_resumes_where_it_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let half = std::fs::metadata(fixture().join("model.safetensors")).unwrap().len() as usize / 2;
-    let hub = MockHub::start(Behaviour { cut: Some(("model.safetensors".into(), half)), ..Default::default() });
+    let hub = MockHub::start(REPO, Behaviour { cut: Some(("model.safetensors".into(), half)), ..Default::default() });
     let out = download(tmp.path(), &hub, None, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", err(&out));
     assert!(err(&out).contains("broke off") && err(&out).contains("resume"), "{}", err(&out));
@@ -219,7 +80,7 @@ fn a_broken_off_download_is_not_offered_and_resumes_where_it_stopped() {
 #[test]
 fn a_gated_repo_explains_the_licence_and_the_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let hub = MockHub::start(Behaviour { token: Some("hf_good".into()), ..Default::default() });
+    let hub = MockHub::start(REPO, Behaviour { token: Some("hf_good".into()), ..Default::default() });
     let out = download(tmp.path(), &hub, None, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(err(&out).contains("gated") && err(&out).contains("licence") && err(&out).contains("token"), "{}", err(&out));
@@ -234,7 +95,7 @@ fn a_gated_repo_explains_the_licence_and_the_token() {
 #[test]
 fn a_stalled_server_is_given_up_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
-    let hub = MockHub::start(Behaviour { stall: true, ..Default::default() });
+    let hub = MockHub::start(REPO, Behaviour { stall: true, ..Default::default() });
     let started = std::time::Instant::now();
     let out = download(tmp.path(), &hub, None, &["--stall-seconds", "2"]);
     assert_eq!(out.status.code(), Some(1));
@@ -245,7 +106,7 @@ fn a_stalled_server_is_given_up_with_a_message() {
 #[test]
 fn a_file_damaged_in_transfer_is_removed_and_the_model_not_offered() {
     let tmp = tempfile::tempdir().unwrap();
-    let hub = MockHub::start(Behaviour { corrupt: Some("model.safetensors".into()), ..Default::default() });
+    let hub = MockHub::start(REPO, Behaviour { corrupt: Some("model.safetensors".into()), ..Default::default() });
     let out = download(tmp.path(), &hub, None, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(err(&out).contains("damaged"), "{}", err(&out));
@@ -258,7 +119,7 @@ fn downloads_can_be_switched_off() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("data")).unwrap();
     std::fs::write(tmp.path().join("data/settings.json"), r#"{"offlineLockdown": true}"#).unwrap();
-    let hub = MockHub::start(Behaviour::default());
+    let hub = MockHub::start(REPO, Behaviour::default());
     let out = download(tmp.path(), &hub, None, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(err(&out).contains("lockdown"), "{}", err(&out));

@@ -63,7 +63,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn start() -> Self {
+    fn start(envs: &[(String, String)]) -> Self {
         assert!(
             std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some(),
             "the window tests need a display: run them through `make test` (it starts Xvfb)"
@@ -77,6 +77,7 @@ impl Driver {
             .env("MEDGEMMA_DESK_TOKEN_PACE_MS", "40")
             // Only the models a test puts in its data folder, never this machine's Hugging Face cache.
             .env("HF_HUB_CACHE", "/nonexistent/medgemma-desk-tests/hf-cache")
+            .envs(envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -140,7 +141,13 @@ impl App {
 
     /// Launches the app on an existing data folder.
     pub async fn launch_in(data_dir: tempfile::TempDir, extra: &[&str]) -> Self {
-        let driver = Driver::start();
+        Self::launch_env(data_dir, extra, &[]).await
+    }
+
+    /// Launches the app with extra environment variables (a test's own
+    /// Hugging Face cache and Hub address, say).
+    pub async fn launch_env(data_dir: tempfile::TempDir, extra: &[&str], envs: &[(String, String)]) -> Self {
+        let driver = Driver::start(envs);
         let mut args = vec!["--data-dir".to_string(), data_dir.path().display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut caps = serde_json::Map::new();

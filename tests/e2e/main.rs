@@ -6,6 +6,10 @@
 mod drafting;
 mod harness;
 mod installed;
+#[path = "../cli/mock_hub.rs"]
+#[allow(dead_code)]
+mod mock_hub;
+mod models;
 mod privacy;
 mod sessions;
 mod viewer;

@@ -85,7 +85,8 @@ pub async fn draft_start<R: tauri::Runtime>(
         let state = handle.state::<AppState>();
         let dir = state.data_dir.path().to_path_buf();
         let id = SessionId(session_id);
-        let Some(model) = models::find(&dir).into_iter().next() else {
+        let settings = crate::settings::Settings::load(&dir);
+        let Some(model) = super::models::active_model(&dir, &settings) else {
             return Err(error("no_model", format!("there is no model yet: put a MedGemma model folder in {}", dir.join(MODELS_DIR).display())));
         };
         let template = templates::find(&dir, &template_id).map_err(|e| error("template", e.to_string()))?;
@@ -134,6 +135,7 @@ pub async fn draft_start<R: tauri::Runtime>(
         let done_app = handle.clone();
         let job = Job {
             model_dir: model.path.clone(),
+            device: settings.device_choice(),
             request,
             events: Box::new(move |ev| {
                 let _ = events_channel.send(ev);

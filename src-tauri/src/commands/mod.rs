@@ -3,6 +3,7 @@
 
 mod app;
 mod drafting;
+pub mod models;
 pub mod imaging;
 mod names;
 mod sessions;
@@ -43,7 +44,14 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         drafting::draft_stop,
         drafting::draft_review,
         drafting::model_input_image,
-        drafting::report_export
+        drafting::report_export,
+        models::models_state,
+        models::settings_save,
+        models::model_unload,
+        models::model_import,
+        models::model_pick_folder,
+        models::model_download,
+        models::model_download_cancel
     ]
 }
 

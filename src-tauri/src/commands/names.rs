@@ -21,6 +21,13 @@ pub const COMMAND_NAMES: &[&str] = &[
     "draft_review",
     "model_input_image",
     "report_export",
+    "models_state",
+    "settings_save",
+    "model_unload",
+    "model_import",
+    "model_pick_folder",
+    "model_download",
+    "model_download_cancel",
 ];
 
 /// Tauri core permissions the window needs beyond our commands: listening for

@@ -16,6 +16,8 @@ use super::DraftEvent;
 /// One draft to make.
 pub struct Job {
     pub model_dir: PathBuf,
+    /// Where to run the model (a change reloads it).
+    pub device: DeviceChoice,
     pub request: DraftRequest,
     /// Streaming events (loading, started, text).
     pub events: Box<dyn FnMut(DraftEvent) + Send>,
@@ -23,9 +25,18 @@ pub struct Job {
     pub done: Box<dyn FnOnce(Result<DraftOutcome, DraftError>) + Send>,
 }
 
+/// What the model thread is asked to do.
+enum Work {
+    Draft(Job),
+    /// Free the loaded model's memory.
+    Unload,
+}
+
 /// The handle the app keeps: sends jobs, stops the running one.
 pub struct Worker {
-    jobs: Mutex<Option<Sender<Job>>>,
+    jobs: Mutex<Option<Sender<Work>>>,
+    /// The folder of the model in memory now (None: none loaded).
+    loaded: Arc<Mutex<Option<PathBuf>>>,
     cancel: Arc<AtomicBool>,
     busy: Arc<AtomicBool>,
     hashes: Option<PathBuf>,
@@ -41,7 +52,7 @@ impl Worker {
     /// `hashes`: where weights hashes are cached (in the data folder).
     pub fn new(hashes: Option<PathBuf>) -> Worker {
         let pace = std::env::var(PACE_ENV).ok().and_then(|v| v.parse::<u64>().ok()).filter(|&ms| ms > 0).map(Duration::from_millis);
-        Worker { jobs: Mutex::new(None), cancel: Arc::default(), busy: Arc::default(), hashes, pace }
+        Worker { jobs: Mutex::new(None), loaded: Arc::default(), cancel: Arc::default(), busy: Arc::default(), hashes, pace }
     }
 
     /// Whether a draft is being made.
@@ -54,42 +65,69 @@ impl Worker {
         self.cancel.store(true, Ordering::SeqCst);
     }
 
+    /// The folder of the model in memory now.
+    pub fn loaded(&self) -> Option<PathBuf> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Queues a draft; `Err` gives the job back when one is already running.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
         if self.busy.swap(true, Ordering::SeqCst) {
             return Err(job);
         }
         self.cancel.store(false, Ordering::SeqCst);
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = jobs.get_or_insert_with(|| self.spawn());
-        if let Err(back) = sender.send(job) {
-            // The thread is gone (it panicked): start a new one for this job.
-            let fresh = self.spawn();
-            let job = back.0;
-            let _ = fresh.send(job);
-            *jobs = Some(fresh);
-        }
+        self.send(Work::Draft(job));
         Ok(())
     }
 
-    fn spawn(&self) -> Sender<Job> {
-        let (tx, rx) = channel::<Job>();
+    /// Frees the loaded model's memory (after the draft being written, if any).
+    pub fn unload(&self) {
+        self.send(Work::Unload);
+    }
+
+    fn send(&self, work: Work) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = jobs.get_or_insert_with(|| self.spawn());
+        if let Err(back) = sender.send(work) {
+            // The thread is gone (it panicked): start a new one for this work.
+            let fresh = self.spawn();
+            let _ = fresh.send(back.0);
+            *jobs = Some(fresh);
+        }
+    }
+
+    fn spawn(&self) -> Sender<Work> {
+        let (tx, rx) = channel::<Work>();
+        let loaded_dir = self.loaded.clone();
         let cancel = self.cancel.clone();
         let busy = self.busy.clone();
         let hashes = self.hashes.clone();
         let pace = self.pace;
         let spawned = std::thread::Builder::new().name("model".into()).spawn(move || {
-            let mut loaded: Option<LoadedModel> = None;
+            let mut loaded: Option<(LoadedModel, DeviceChoice)> = None;
             let mut reuse = medgemma_models::Reuse::new();
-            for mut job in rx {
+            let set_loaded = |dir: Option<PathBuf>| *loaded_dir.lock().unwrap_or_else(|p| p.into_inner()) = dir;
+            for work in rx {
+                let mut job = match work {
+                    Work::Draft(job) => job,
+                    Work::Unload => {
+                        loaded = None;
+                        reuse.clear();
+                        set_loaded(None);
+                        continue;
+                    }
+                };
                 let result = (|| {
-                    if loaded.as_ref().is_none_or(|m| m.dir != job.model_dir) {
+                    if loaded.as_ref().is_none_or(|(m, device)| m.dir != job.model_dir || *device != job.device) {
                         loaded = None; // free the old model before loading the next
                         reuse.clear();
+                        set_loaded(None);
                         (job.events)(DraftEvent::Loading { model: job.model_dir.display().to_string() });
-                        loaded = Some(LoadedModel::load(&job.model_dir, DeviceChoice::Auto, hashes.as_deref())?);
+                        loaded = Some((LoadedModel::load(&job.model_dir, job.device, hashes.as_deref())?, job.device));
+                        set_loaded(Some(job.model_dir.clone()));
                     }
-                    let model = loaded.as_ref().ok_or_else(|| DraftError::Load("no model".into()))?;
+                    let loaded = loaded.as_ref().map(|(m, _)| m);
+                    let model = loaded.ok_or_else(|| DraftError::Load("no model".into()))?;
                     // Both callbacks send on the same event sink, one at a time.
                     let events = std::cell::RefCell::new(&mut job.events);
                     let mut started = |prompt_tokens: usize, max_tokens: usize| {
