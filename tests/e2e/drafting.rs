@@ -11,7 +11,7 @@ use crate::harness::App;
 use crate::viewer::dev_set_file;
 
 /// A data folder with the tiny model installed where the app looks for models.
-fn data_dir_with_model() -> tempfile::TempDir {
+pub(crate) fn data_dir_with_model() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let models = dir.path().join("models");
     std::fs::create_dir_all(&models).unwrap();
@@ -40,7 +40,7 @@ async fn attr(app: &App, css: &str, name: &str) -> Option<String> {
 
 /// Presses Draft-like `button` and records the live pane's text each time it
 /// changes, until the pane is gone (finished). Returns the distinct texts seen.
-async fn watch_stream(app: &App, stop_after: Option<usize>) -> Vec<String> {
+pub(crate) async fn watch_stream(app: &App, stop_after: Option<usize>) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -147,6 +147,12 @@ impl App {
     /// Launches the app with extra environment variables (a test's own
     /// Hugging Face cache and Hub address, say).
     pub async fn launch_env(data_dir: tempfile::TempDir, extra: &[&str], envs: &[(String, String)]) -> Self {
+        Self::launch_program(&app_binary(), data_dir, extra, envs).await
+    }
+
+    /// Launches `program` as the app: the app itself, or a wrapper that
+    /// starts it (under strace, say) with the arguments it is given.
+    pub async fn launch_program(program: &Path, data_dir: tempfile::TempDir, extra: &[&str], envs: &[(String, String)]) -> Self {
         let driver = Driver::start(envs);
         let mut args = vec!["--data-dir".to_string(), data_dir.path().display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -154,7 +160,7 @@ impl App {
         caps.insert(
             "tauri:options".into(),
             json!({
-                "application": app_binary(),
+                "application": program,
                 "args": args,
             }),
         );

@@ -65,3 +65,99 @@ fn inet_calls(trace: &str) -> Vec<&str> {
         })
         .collect()
 }
+
+/// A whole case in the window, driven as a clinician does it, with the app
+/// under `strace -f -e trace=network`: open a real DICOM, type the
+/// indication, draft with the tiny model, start the report from the draft,
+/// edit and sign it, export it as Markdown through the save dialog, and
+/// search for it. WebKitWebDriver drives the page through WebKit's automation
+/// channel, which the web process reaches over 127.0.0.1 at the address
+/// WebKitWebDriver hands it; that one loopback address is the test's own and
+/// is allowed. Any other IPv4/IPv6 socket use fails the test.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, tauri-driver, xdotool and strace: run by `make test` under Xvfb"]
+async fn a_whole_case_in_the_window_opens_no_network_socket() {
+    use crate::harness::App;
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("trace.log");
+    let wrapper = tmp.path().join("traced-app");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nenv > '{}'\nexec strace -f -qq -e trace=network -o '{}' '{}' \"$@\"\n",
+            tmp.path().join("env.txt").display(),
+            log.display(),
+            crate::harness::app_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = App::launch_program(&wrapper, crate::drafting::data_dir_with_model(), &[cr.to_str().unwrap()], &[]).await;
+
+    app.wait_for_count("[data-testid=session-item][aria-current=true]", 1).await;
+    app.type_into("[data-testid=notes-indication]", "Cough and fever").await;
+    app.wait_for_text("[data-testid=notes-save-state]", "Saved").await;
+    app.click("[data-testid=draft-button]").await;
+    crate::drafting::watch_stream(&app, None).await;
+    app.wait_for_count("[data-testid=draft-tab]", 1).await;
+    app.click("[data-testid=use-draft]").await;
+    app.type_into("[data-testid=report-editor]", " No pneumothorax.").await;
+    app.wait_for_text("[data-testid=report-save-state]", "Saved").await;
+    app.click("[data-testid=sign-final]").await;
+    app.wait_for_text("[data-testid=signed-report]", "No pneumothorax").await;
+
+    // Export as Markdown: the system's save dialog, answered with a path.
+    let out = tmp.path().join("report.md");
+    app.click("[data-testid=export-markdown]").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dialog = loop {
+        let found = std::process::Command::new("xdotool").args(["search", "--name", "^Export the report$"]).output().unwrap();
+        if let Some(id) = String::from_utf8_lossy(&found.stdout).lines().next() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the save dialog never opened");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let xdo = |args: &[&str]| std::process::Command::new("xdotool").args(args).status().unwrap();
+    // Real key presses (XTEST) into the focused dialog: the name field has
+    // the focus, and takes a whole path.
+    xdo(&["windowfocus", "--sync", &dialog]);
+    xdo(&["key", "ctrl+a"]);
+    xdo(&["type", "--delay", "20", out.to_str().unwrap()]);
+    xdo(&["key", "Return"]);
+    app.wait_for_text("[data-testid=export-note]", "report.md").await;
+    let exported = std::fs::read_to_string(&out).unwrap();
+    assert!(exported.contains("No pneumothorax") && exported.contains("AI"), "{exported}");
+
+    // Search finds the case by its report.
+    app.type_into("[data-testid=session-search]", "pneumothorax").await;
+    app.wait_for_count("[data-testid=session-item]", 1).await;
+    app.quit().await;
+
+    let trace = std::fs::read_to_string(&log).unwrap();
+    if let Ok(keep) = std::env::var("KEEP_TRACE") {
+        std::fs::write(&keep, &trace).unwrap();
+        std::fs::copy(tmp.path().join("env.txt"), format!("{keep}.env")).unwrap();
+    }
+    assert!(trace.lines().count() > 0, "the trace saw the window at all");
+    let env = std::fs::read_to_string(tmp.path().join("env.txt")).unwrap();
+    let server = env.lines().find_map(|l| l.strip_prefix("WEBKIT_INSPECTOR_SERVER=")).unwrap_or_default().to_string();
+    let inet: Vec<&str> = inet_calls(&trace).into_iter().filter(|l| !automation_channel(l, &server)).collect();
+    assert!(inet.is_empty(), "the window touched the network:\n{}", inet.join("\n"));
+}
+
+/// WebKit's automation channel to WebKitWebDriver: the automation server at
+/// `server` (WEBKIT_INSPECTOR_SERVER, e.g. "127.0.0.1:32913", handed to the
+/// app by WebKitWebDriver), bound there, connected to, and accepting loopback
+/// peers; and the sockets made for it. Any other bind or connect to an IP
+/// address, and any send to one, is not this channel.
+fn automation_channel(line: &str, server: &str) -> bool {
+    let call = line.split_once(' ').map_or(line, |(_, rest)| rest.trim_start());
+    let Some((host, port)) = server.split_once(':') else { return false };
+    let at_server = call.contains(&format!("sin_port=htons({port})")) && call.contains(&format!("inet_addr(\"{host}\")"));
+    call.starts_with("socket(")
+        || ((call.starts_with("bind(") || call.starts_with("connect(")) && at_server && host == "127.0.0.1")
+        || ((call.starts_with("accept(") || call.starts_with("accept4(")) && call.contains("inet_addr(\"127.0.0.1\")"))
+}
