@@ -27,11 +27,8 @@ pub enum ModelError {
     PromptTooLong { tokens: usize, limit: usize },
     #[error("the prompt has {runs} image slots but {images} images were given")]
     ImageCountMismatch { runs: usize, images: usize },
-    #[error(
-        "this model needs about {need_gb:.1} GB of memory on the {device} but only {available_gb:.1} GB is free; \
-         close other programs, or choose a smaller model (MedGemma 4B) or a GPU"
-    )]
-    TooBig { need_gb: f64, available_gb: f64, device: String },
+    #[error("this model needs about {need_gb:.1} GB of memory on the {device} but only {available_gb:.1} GB is free; {suggestion}")]
+    TooBig { need_gb: f64, available_gb: f64, device: String, suggestion: String },
     #[error("invalid generation setting: {0}")]
     BadParameter(String),
     #[error(transparent)]

@@ -66,6 +66,31 @@ pub fn available_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The memory free on `device` now: the CPU's (and a Mac's shared memory)
+/// from `available_bytes`; an NVIDIA GPU's from the driver (`nvidia-smi`,
+/// which ships with it: the same number NVML gives, without linking NVML
+/// into every build). `LIMIT_ENV` overrides both. `None` when unknown.
+pub fn available_bytes_on(device: &candle_core::Device) -> Option<u64> {
+    match device.location() {
+        candle_core::DeviceLocation::Cuda { gpu_id } => {
+            if let Some(mb) = std::env::var(LIMIT_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                return Some(mb << 20);
+            }
+            let out = std::process::Command::new("nvidia-smi")
+                .args(["--query-gpu=memory.free", "--format=csv,noheader,nounits", "-i", &gpu_id.to_string()])
+                .output()
+                .ok()?;
+            parse_nvidia_smi_mib(&String::from_utf8_lossy(&out.stdout))
+        }
+        _ => available_bytes(),
+    }
+}
+
+/// `nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits`: MiB.
+fn parse_nvidia_smi_mib(text: &str) -> Option<u64> {
+    text.lines().next()?.trim().parse::<u64>().ok().map(|mib| mib << 20)
+}
+
 /// Gigabytes, for messages.
 pub fn gb(bytes: u64) -> f64 {
     bytes as f64 / 1e9
@@ -74,6 +99,13 @@ pub fn gb(bytes: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gpu_free_memory_is_read_from_nvidia_smi() {
+        assert_eq!(parse_nvidia_smi_mib("81037\n"), Some(81037 << 20));
+        assert_eq!(parse_nvidia_smi_mib(""), None);
+        assert_eq!(parse_nvidia_smi_mib("[N/A]\n"), None);
+    }
 
     #[test]
     fn medgemma_4b_needs_what_its_size_says() {

@@ -61,18 +61,26 @@ impl Model {
             return Err(ModelError::NotAModel { path: dir.into(), reason: "it has no config.json".into() });
         }
         let mut config = Gemma3Config::from_file(&config_path)?;
-        // Before any weight is read: refuse a model that cannot fit (the CPU's
-        // free memory is known; a GPU's is not asked here).
-        if device.is_cpu() {
-            let need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
-            if let Some(available) = crate::memory::available_bytes() {
-                if need.total() > available {
-                    return Err(ModelError::TooBig {
-                        need_gb: crate::memory::gb(need.total()),
-                        available_gb: crate::memory::gb(available),
-                        device: "CPU".into(),
-                    });
-                }
+        // Before any weight is read: refuse a model that cannot fit in the
+        // chosen device's free memory (RAM, or the GPU's own), with what to do.
+        let need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
+        if let Some(available) = crate::memory::available_bytes_on(device) {
+            if need.total() > available {
+                let (name, suggestion) = match device.location() {
+                    candle_core::DeviceLocation::Cpu => {
+                        ("CPU", "close other programs, or choose a smaller model (MedGemma 4B, or a 4-bit build of it) or a GPU")
+                    }
+                    candle_core::DeviceLocation::Cuda { .. } => {
+                        ("GPU", "close other programs using the GPU, or run it on the CPU (Models screen, Device), or choose a smaller model")
+                    }
+                    candle_core::DeviceLocation::Metal { .. } => ("Mac's shared memory", "close other programs, or choose a smaller model"),
+                };
+                return Err(ModelError::TooBig {
+                    need_gb: crate::memory::gb(need.total()),
+                    available_gb: crate::memory::gb(available),
+                    device: name.into(),
+                    suggestion: suggestion.into(),
+                });
             }
         }
         let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };

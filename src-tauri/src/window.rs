@@ -11,6 +11,18 @@ use crate::{GuiError, APP_NAME};
 /// Event telling the UI whether files are being dragged over the window.
 pub const DROP_HOVER: &str = "drop-hover";
 
+/// Event telling the UI a model folder was dropped on the window (payload: its path).
+pub const MODEL_FOLDER_DROPPED: &str = "model-folder-dropped";
+
+/// A folder holding a model (its config.json and safetensors weights), not a study.
+fn is_model_folder(path: &std::path::Path) -> bool {
+    path.is_dir()
+        && path.join("config.json").is_file()
+        && std::fs::read_dir(path).is_ok_and(|d| {
+            d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "safetensors") || e.file_name() == "model.safetensors.index.json")
+        })
+}
+
 /// The label the capabilities in `capabilities/` grant permissions to.
 pub const MAIN_WINDOW: &str = "main";
 
@@ -103,7 +115,15 @@ pub fn on_event<R: tauri::Runtime>(window: &tauri::Window<R>, event: &WindowEven
             }
             DragDropEvent::Drop { paths, .. } => {
                 let _ = window.emit(DROP_HOVER, false);
-                crate::commands::imaging::open_in_background(window.app_handle(), paths.clone());
+                // A model folder dropped on the window goes to the Models
+                // screen to be imported; images are opened as always.
+                let (models, images): (Vec<PathBuf>, Vec<PathBuf>) = paths.iter().cloned().partition(|p| is_model_folder(p));
+                if let Some(model) = models.first() {
+                    let _ = window.emit(MODEL_FOLDER_DROPPED, model.display().to_string());
+                }
+                if !images.is_empty() || models.is_empty() {
+                    crate::commands::imaging::open_in_background(window.app_handle(), images);
+                }
             }
             _ => {}
         }

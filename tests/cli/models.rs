@@ -54,6 +54,7 @@ fn a_model_downloads_whole_verified_and_is_then_offered() {
     let model = listed(tmp.path()).expect("the downloaded model is listed");
     assert_eq!(model["missing"], serde_json::json!([]), "{model}");
     assert_eq!(model["source"], "Hugging Face cache");
+    assert_eq!(model["verified"], true, "checked against the Hub's sha256: {model}");
     // The files are the fixture's, byte for byte.
     let got = std::fs::read(Path::new(model["path"].as_str().unwrap()).join("model.safetensors")).unwrap();
     assert_eq!(sha256(&got), sha256(&std::fs::read(fixture().join("model.safetensors")).unwrap()));
@@ -169,4 +170,5 @@ fn a_model_folder_is_imported_by_copy_or_link_and_an_incomplete_one_refused() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<&str> = json["found"].as_array().unwrap().iter().filter(|m| m["missing"] == serde_json::json!([])).filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, ["copied", "linked"]);
+    assert!(json["found"].as_array().unwrap().iter().all(|m| m["verified"] == false), "no published checksum to verify an import against");
 }

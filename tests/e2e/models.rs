@@ -56,6 +56,7 @@ async fn a_model_is_imported_chosen_and_downloaded_from_the_models_screen() {
     app.wait_for_text("[data-testid=models-notice]", "Downloaded").await;
     app.wait_for_count("[data-testid=model-row]", 2).await;
     app.wait_for_count("[data-testid=model-missing]", 0).await;
+    app.wait_for_count("[data-testid=model-verified]", 1).await;
     app.screenshot("models").await;
     assert!(hub.state.lock().unwrap().log.iter().any(|(p, _)| p.ends_with("/model.safetensors")));
 
@@ -71,4 +72,29 @@ async fn wait_until(mut ok: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "timed out");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Dragging a model folder from the desktop onto the window opens the Models
+/// screen ready to import it (not the viewer, which would call it "not an image").
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, tauri-driver and xdotool: run by `make test` under Xvfb"]
+async fn a_model_folder_dropped_on_the_window_is_offered_for_import() {
+    let app = App::launch().await;
+    app.text_of("[data-testid=empty-state]").await;
+    let mut source = crate::viewer::drag_onto_app(&fixture());
+    app.text_of("[data-testid=models-screen]").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while app.value_of("[data-testid=import-path]").await != fixture().display().to_string() {
+        assert!(std::time::Instant::now() < deadline, "the dropped folder is not offered for import");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.click("[data-testid=import-link]").await;
+    app.click("[data-testid=import-button]").await;
+    app.wait_for_text("[data-testid=models-notice]", "Imported").await;
+    assert!(app.data_dir.path().join("models/model").is_symlink(), "linked where it is, as chosen");
+    // The viewer was left alone.
+    assert_eq!(app.client.find_all(fantoccini::Locator::Css("[data-testid=open-error]")).await.unwrap().len(), 0);
+    let _ = std::process::Command::new("kill").arg(source.id().to_string()).status();
+    crate::harness::wait_at_most(&mut source, Duration::from_secs(20), "the drag source");
+    app.quit().await;
 }

@@ -74,16 +74,41 @@ fn xdotool(args: &[&str]) -> String {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a display, tauri-driver and xdotool: run by `make test` under Xvfb"]
 async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
-    use std::io::BufRead;
     let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCR.dcm");
     let app = App::launch().await;
     app.text_of("[data-testid=empty-state]").await;
 
+    let mut source = drag_onto_app(&cr);
+    let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    assert!(overlay.contains("inverted"), "{overlay}");
+    let _ = Command::new("kill").arg(source.id().to_string()).status();
+    crate::harness::wait_at_most(&mut source, std::time::Duration::from_secs(20), "the drag source");
+    app.quit().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_path_that_no_longer_exists_gets_a_message_in_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gone = tmp.path().join("moved-away.dcm");
+    let app = App::launch_with(&[gone.to_str().unwrap()]).await;
+    let msg = app.wait_for_text("[data-testid=open-error]", "moved-away.dcm").await;
+    assert!(msg.contains("Could not open"), "{msg}");
+    assert_eq!(app.text_of("[data-testid=empty-state]").await, "Drop a chest X-ray here");
+    app.quit().await;
+}
+
+/// Drags `path` from a GTK drag source (as a file manager is) in the screen's
+/// bottom-right corner onto the middle of the app's image area, with real
+/// pointer events (xdotool): the app receives a genuine OS drop. Returns the
+/// drag source's process, to be ended by the caller.
+pub(crate) fn drag_onto_app(path: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
     // A GTK drag source (as a file manager is) in the screen's bottom-right corner.
     let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/drag_source.py");
     let mut child = Command::new("/usr/bin/python3")
         .arg(&source)
-        .args([cr.to_str().unwrap(), "1500", "900"])
+        .args([path.to_str().unwrap(), "1500", "900"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3 with GTK bindings is installed by `make test`");
@@ -117,21 +142,5 @@ async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
     std::thread::sleep(std::time::Duration::from_millis(200));
     xdotool(&["mouseup", "1"]);
 
-    let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
-    assert!(overlay.contains("inverted"), "{overlay}");
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    crate::harness::wait_at_most(&mut child, std::time::Duration::from_secs(20), "the drag source");
-    app.quit().await;
-}
-
-#[tokio::test(flavor = "current_thread")]
-#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
-async fn a_path_that_no_longer_exists_gets_a_message_in_the_window() {
-    let tmp = tempfile::tempdir().unwrap();
-    let gone = tmp.path().join("moved-away.dcm");
-    let app = App::launch_with(&[gone.to_str().unwrap()]).await;
-    let msg = app.wait_for_text("[data-testid=open-error]", "moved-away.dcm").await;
-    assert!(msg.contains("Could not open"), "{msg}");
-    assert_eq!(app.text_of("[data-testid=empty-state]").await, "Drop a chest X-ray here");
-    app.quit().await;
+    child
 }

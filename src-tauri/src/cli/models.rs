@@ -89,7 +89,8 @@ pub fn run(args: ModelsArgs, data_dir: Option<&Path>) -> Result<(), String> {
         };
         println!("{}  [{}, {}, {}{}]", m.id, m.format, m.dtype, gb(m.size_bytes), if m.vision { ", images" } else { "" });
         println!("    {}  ({})", m.path.display(), m.source);
-        println!("    {state}; {fit}; not verified (no published checksum in the catalog)");
+        let verified = if m.verified { "verified (sha256 matches the published files)" } else { "not verified (no published checksum was checked)" };
+        println!("    {state}; {fit}; {verified}");
     }
     let missing: Vec<_> = known.iter().filter(|k| !found.iter().any(|f| f.catalog_id.as_deref() == Some(k.id.as_str()))).collect();
     if !missing.is_empty() {
@@ -169,7 +170,7 @@ fn download(data_dir: &DataDir, model: &str, endpoint: Option<String>, stall_sec
     let endpoint = endpoint.or_else(|| std::env::var("HF_ENDPOINT").ok().filter(|v| !v.is_empty()));
     let shown = endpoint.clone().unwrap_or_else(|| "Hugging Face".into());
     let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).or_else(|| hf_hub::Cache::new(cache_dir.clone()).token());
-    let source = Source { endpoint, token, cache_dir };
+    let source = Source { endpoint, token, cache_dir, data_dir: Some(data_dir.path().to_path_buf()) };
     let (tx, rx) = std::sync::mpsc::channel::<Result<DownloadEvent, String>>();
     std::thread::spawn(move || {
         let events = tx.clone();

@@ -82,6 +82,8 @@ pub struct Source {
     pub token: Option<String>,
     /// The Hugging Face cache folder.
     pub cache_dir: PathBuf,
+    /// The data folder, where checked files are noted as verified.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Downloads `repo`: the `files` given (a catalog entry's), or a safetensors
@@ -107,7 +109,11 @@ pub fn download(
         let path = remote
             .download_with_progress(file, Reporter { file: file.to_string(), size: 0, done: 0, started: false, last: None, on_event: &mut *on_event })
             .map_err(|e| explain(e, repo, file, &source.cache_dir))?;
-        verify(&path, file, if files.len() == 1 { known_sha256 } else { None }, on_event)?;
+        if let Some(sha) = verify(&path, file, if files.len() == 1 { known_sha256 } else { None }, on_event)? {
+            if let Some(data_dir) = &source.data_dir {
+                super::models::record_verified(data_dir, &path, &sha);
+            }
+        }
         Ok(path)
     };
 
@@ -161,14 +167,15 @@ fn shards_of(index: &Path) -> Result<Vec<String>, String> {
 /// Checks a downloaded file against the sha256 it must have: the catalog's
 /// when given, else the Hub's etag when that is a sha256 (the Hub names LFS
 /// files, every weights file among them, by their sha256). On a mismatch the
-/// file is removed so nothing damaged is ever offered.
-fn verify(path: &Path, file: &str, known: Option<&str>, on_event: &mut dyn FnMut(DownloadEvent)) -> Result<(), DownloadError> {
+/// file is removed so nothing damaged is ever offered. Returns the sha256
+/// checked, if there was one to check against.
+fn verify(path: &Path, file: &str, known: Option<&str>, on_event: &mut dyn FnMut(DownloadEvent)) -> Result<Option<String>, DownloadError> {
     let blob = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let etag = blob.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let want = match known {
         Some(k) => k.to_ascii_lowercase(),
         None if etag.len() == 64 && etag.bytes().all(|b| b.is_ascii_hexdigit()) => etag.to_ascii_lowercase(),
-        None => return Ok(()),
+        None => return Ok(None),
     };
     on_event(DownloadEvent::Verifying { file: file.to_string() });
     let got = crate::store::sha256_file(&blob, &mut |_| {}).map_err(|e| DownloadError::Disk { path: blob.clone(), why: e.to_string() })?;
@@ -177,7 +184,7 @@ fn verify(path: &Path, file: &str, known: Option<&str>, on_event: &mut dyn FnMut
         let _ = std::fs::remove_file(&blob);
         return Err(DownloadError::Checksum { file: file.to_string(), got, want });
     }
-    Ok(())
+    Ok(Some(got))
 }
 
 /// hf-hub's progress callbacks, turned into [`DownloadEvent`]s (one per MiB

@@ -162,7 +162,13 @@ pub fn import(
             super::engine::remember_hash(cache, &dest.join(file), hash);
         }
     }
-    let model = describe_folder(&dest, name, "data folder");
+    if published.is_some() {
+        for (file, hash) in &hashes {
+            super::models::record_verified(data_dir, &dest.join(file), hash);
+        }
+    }
+    let mut model = describe_folder(&dest, name, "data folder");
+    model.verified = published.is_some();
     Ok(Imported { model, sha256, verified: published.map(|_| true) })
 }
 

@@ -68,6 +68,9 @@ pub struct ModelEntry {
     pub cpu_need_bytes: Option<u64>,
     /// Whether that fits the memory free now (unknown: `None`).
     pub fits_cpu: Option<bool>,
+    /// Every weights file's sha256 was checked against a published one (the
+    /// Hub's, when this app downloaded it; the catalog's, on import).
+    pub verified: bool,
 }
 
 impl ModelEntry {
@@ -83,7 +86,46 @@ pub fn find_all(data_dir: &Path) -> Vec<ModelEntry> {
     if let Some(hub) = hf_cache_dir() {
         found.extend(scan_hf_cache(&hub));
     }
+    let record = verified_record(data_dir);
+    for m in &mut found {
+        m.verified = m.missing.is_empty() && weights_verified(&record, &m.path);
+    }
     found
+}
+
+/// Where the app notes the weights files it has checked against a published
+/// sha256 (keyed by the file's real path, size and modification time, so a
+/// changed file is no longer "verified").
+const VERIFIED_RECORD: &str = "cache/verified-sha256.json";
+
+fn verified_key(file: &Path) -> Option<String> {
+    let real = std::fs::canonicalize(file).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+    Some(format!("{}|{}|{mtime}", real.display(), meta.len()))
+}
+
+fn verified_record(data_dir: &Path) -> serde_json::Map<String, serde_json::Value> {
+    std::fs::read(data_dir.join(VERIFIED_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Notes that `file` matched the published `sha256`.
+pub fn record_verified(data_dir: &Path, file: &Path, sha256: &str) {
+    let Some(key) = verified_key(file) else { return };
+    let mut record = verified_record(data_dir);
+    record.insert(key, sha256.into());
+    let path = data_dir.join(VERIFIED_RECORD);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(path, serde_json::Value::Object(record).to_string());
+}
+
+fn weights_verified(record: &serde_json::Map<String, serde_json::Value>, dir: &Path) -> bool {
+    let weights: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "safetensors")).collect())
+        .unwrap_or_default();
+    !weights.is_empty() && weights.iter().all(|w| verified_key(w).is_some_and(|k| record.contains_key(&k)))
 }
 
 /// The usable models with a vision tower or not, in the order they are found
@@ -199,6 +241,7 @@ pub(crate) fn describe_folder(dir: &Path, id: String, source: &str) -> ModelEntr
         catalog_id,
         cpu_need_bytes: need,
         fits_cpu: need.zip(available).map(|(n, a)| n <= a),
+        verified: false,
     }
 }
 

@@ -15,6 +15,7 @@ export interface FoundModel {
   catalogId: string | null;
   cpuNeedBytes: number | null;
   fitsCpu: boolean | null;
+  verified: boolean;
 }
 
 export interface CatalogModel {

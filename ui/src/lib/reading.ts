@@ -74,3 +74,8 @@ export function onReadingChanged(cb: () => void): Promise<UnlistenFn> {
 export function onDropHover(cb: (hovering: boolean) => void): Promise<UnlistenFn> {
   return listen<boolean>("drop-hover", (e) => cb(e.payload));
 }
+
+/** A model folder dropped on the window (its path), for the Models screen. */
+export function onModelFolderDropped(cb: (path: string) => void): Promise<UnlistenFn> {
+  return listen<string>("model-folder-dropped", (e) => cb(e.payload));
+}
