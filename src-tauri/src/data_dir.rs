@@ -49,6 +49,24 @@ impl DataDir {
         Ok(Self(path))
     }
 
+    /// For the window: the data folder even when it cannot be written (a
+    /// read-only disk, a full one, a folder of someone else's). The window
+    /// still opens — viewing needs no writing — and the store says why it is
+    /// not keeping sessions. Returns the reason alongside when not writable.
+    pub fn for_window(requested: Option<&Path>) -> Result<(Self, Option<DataDirError>), DataDirError> {
+        match Self::prepare(requested) {
+            Ok(d) => Ok((d, None)),
+            Err(e @ (DataDirError::Create { .. } | DataDirError::NotWritable { .. })) => {
+                let path = match requested {
+                    Some(p) => absolute(p),
+                    None => Self::platform_default()?,
+                };
+                Ok((Self(path), Some(e)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.0
     }

@@ -60,10 +60,18 @@ fn single_instance_id(data_dir: &std::path::Path) -> String {
 }
 
 /// Opens the main window (with `paths` loaded, if any) and runs until it is closed.
-pub fn run_gui(data_dir: DataDir, paths: Vec<std::path::PathBuf>) -> Result<(), GuiError> {
+/// `unwritable`: why the data folder cannot be written, if so; the window
+/// then opens for viewing, with the store unavailable and the reason shown.
+pub fn run_gui(data_dir: DataDir, unwritable: Option<String>, paths: Vec<std::path::PathBuf>) -> Result<(), GuiError> {
     window::ensure_display()?;
-    let webview_dir = data_dir.webview();
-    let sessions = session::Sessions::open(data_dir.path());
+    let (webview_dir, sessions) = match &unwritable {
+        None => (data_dir.webview(), session::Sessions::open(data_dir.path())),
+        Some(reason) => {
+            // WebKit must write its own files somewhere: a private temporary folder.
+            let tmp = std::env::temp_dir().join(format!("medgemma-desk-webview-{}", std::process::id()));
+            (tmp, session::Sessions::unavailable(&format!("{reason}; images can be viewed, but nothing is saved")))
+        }
+    };
     let drafting = drafting::worker::Worker::new(Some(data_dir.path().join("cache").join("weights-sha256.json")));
     let instance = single_instance_id(data_dir.path());
     configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting, downloads: Default::default() })

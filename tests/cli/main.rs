@@ -85,7 +85,8 @@ fn unwritable_data_dir_says_so_in_one_line() {
     let file = tmp.path().join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
     let bad = file.join("data");
-    let out = medgemma_desk(&["--data-dir", bad.to_str().unwrap()]);
+    // (The window opens anyway, for viewing: tests/e2e/window.rs.)
+    let out = medgemma_desk(&["--data-dir", bad.to_str().unwrap(), "sessions", "list"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_one_line(&err);

@@ -111,3 +111,42 @@ fn a_file_handed_to_an_instance_that_dies_is_opened_by_the_new_launch() {
     signal("-TERM", new.id());
     crate::harness::wait_at_most(&mut new, Duration::from_secs(30), "the new window, closed with SIGTERM,");
 }
+
+/// A data folder that cannot be written (here a read-only filesystem mounted
+/// over it, in a private mount namespace): the window still opens and shows
+/// the study given on the command line, and says that nothing is saved —
+/// never a silent failure to start.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, tauri-driver and unshare: run by `make test`"]
+async fn a_read_only_data_folder_still_opens_the_window_and_says_nothing_is_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wrapper = tmp.path().join("read-only-app");
+    // The harness passes `--data-dir PATH …`: PATH becomes a read-only tmpfs.
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare -rm sh -c 'mount -t tmpfs -o size=1m tmpfs \"$2\" && mount -o remount,ro \"$2\" && exec \"$0\" \"$@\"' '{}' \"$@\"\n",
+            crate::harness::app_binary().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cr = crate::viewer::dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = crate::harness::App::launch_program(&wrapper, tempfile::tempdir().unwrap(), &[cr.to_str().unwrap()], &[]).await;
+    app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    app.screenshot("read-only-data-folder").await;
+    // Its text content: the status line clips it visually on a narrow window.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let problem = loop {
+        let el = app.client.wait().at_most(std::time::Duration::from_secs(15)).for_element(fantoccini::Locator::Css("[data-testid=store-problem]")).await.unwrap();
+        let text = el.prop("textContent").await.unwrap().unwrap_or_default();
+        if text.contains("nothing is saved") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "the status line says {text:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(problem.contains("not writable") && problem.contains("Read-only"), "{problem}");
+    app.wait_for_count("[data-testid=session-item]", 0).await;
+    app.quit().await;
+}

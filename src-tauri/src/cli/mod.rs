@@ -117,8 +117,8 @@ fn execute(cli: Cli) -> Result<(), Failure> {
                     p.display()
                 )));
             }
-            let data_dir = DataDir::prepare(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
-            Ok(crate::run_gui(data_dir, cli.paths).map_err(|e| e.to_string())?)
+            let (data_dir, unwritable) = DataDir::for_window(cli.data_dir.as_deref()).map_err(|e| e.to_string())?;
+            Ok(crate::run_gui(data_dir, unwritable.map(|e| e.to_string()), cli.paths).map_err(|e| e.to_string())?)
         }
         Some(Command::Generate(args)) => Ok(generate::run(args)?),
         Some(Command::Bench(args)) => Ok(bench::run(args)?),
