@@ -97,6 +97,9 @@ pub fn run(args: ModelsArgs, data_dir: Option<&Path>) -> Result<(), String> {
         println!("\nKnown models not on this computer:");
         for k in missing {
             println!("  {}  ({}){}\n    {}", k.name, k.repo, if k.supported { "" } else { " — not supported by this version yet" }, k.description);
+            if let Some(n) = k.need_gb {
+                println!("    needs about {:.1} GB of memory on the CPU, {:.1} GB on a GPU", n.cpu, n.gpu);
+            }
         }
     }
     Ok(())

@@ -31,6 +31,15 @@ pub struct CatalogEntry {
     pub supported: bool,
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Memory it needs, in GB, on a CPU (f32) and a GPU (bf16).
+    #[serde(default)]
+    pub need_gb: Option<NeedGb>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct NeedGb {
+    pub cpu: f64,
+    pub gpu: f64,
 }
 
 fn yes() -> bool {
@@ -298,5 +307,46 @@ mod tests {
         assert_eq!(found[0].id, "google/medgemma-4b-it");
         assert_eq!(found[0].catalog_id.as_deref(), Some("medgemma-4b-it"));
         assert_eq!(found[0].missing, ["1 download(s) not finished"], "not offered until the download ends");
+    }
+}
+
+#[cfg(test)]
+mod catalog_memory {
+    use medgemma_models::memory::{need, DRAFT_CONTEXT};
+    use medgemma_models::Gemma3Config;
+
+    const VISION: &str = r#""vision_config": { "model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+        "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 896, "patch_size": 14, "vision_use_head": false }"#;
+
+    fn shape(text: &str, vision: bool) -> Gemma3Config {
+        let json = if vision {
+            format!(r#"{{ "architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+                "boi_token_index": 255999, "eoi_token_index": 256000, "image_token_index": 262144, "mm_tokens_per_image": 256,
+                "text_config": {{ "model_type": "gemma3_text", {text} }}, {VISION} }}"#)
+        } else {
+            format!(r#"{{ "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", {text} }}"#)
+        };
+        Gemma3Config::from_json_str(&json).unwrap()
+    }
+
+    #[test]
+    fn the_catalogs_memory_needs_are_the_runtimes_on_each_models_shape() {
+        let t4 = r#""hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 34, "num_attention_heads": 8,
+            "num_key_value_heads": 4, "head_dim": 256, "query_pre_attn_scalar": 256, "sliding_window": 1024,
+            "max_position_embeddings": 131072, "vocab_size": 262208, "rope_scaling": { "factor": 8.0, "rope_type": "linear" }"#;
+        let t27 = r#""hidden_size": 5376, "intermediate_size": 21504, "num_hidden_layers": 62, "num_attention_heads": 32,
+            "num_key_value_heads": 16, "head_dim": 128, "query_pre_attn_scalar": 168, "sliding_window": 1024,
+            "max_position_embeddings": 131072, "vocab_size": 262208, "rope_scaling": { "factor": 8.0, "rope_type": "linear" }"#;
+        let catalog = super::catalog();
+        for (id, c) in [
+            ("medgemma-4b-it", shape(t4, true)),
+            ("medgemma-1.5-4b-it", shape(t4, true)),
+            ("medgemma-27b-it", shape(t27, true)),
+            ("medgemma-27b-text-it", shape(t27, false)),
+        ] {
+            let listed = catalog.iter().find(|m| m.id == id).and_then(|m| m.need_gb).unwrap_or_else(|| panic!("{id} has no need_gb"));
+            let (cpu, gpu) = (need(&c, 4, DRAFT_CONTEXT).total() as f64 / 1e9, need(&c, 2, DRAFT_CONTEXT).total() as f64 / 1e9);
+            assert!((listed.cpu - cpu).abs() < 0.06 && (listed.gpu - gpu).abs() < 0.06, "{id}: catalog {listed:?}, computed cpu {cpu:.1} gpu {gpu:.1}");
+        }
     }
 }

@@ -27,6 +27,7 @@ export interface CatalogModel {
   vision: boolean;
   gated: boolean;
   supported: boolean;
+  need_gb: { cpu: number; gpu: number } | null;
 }
 
 export interface Settings {
