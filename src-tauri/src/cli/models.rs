@@ -81,7 +81,11 @@ pub fn run(args: ModelsArgs, data_dir: Option<&Path>) -> Result<(), String> {
         println!("No models found. Put a MedGemma model folder in {}", data_dir.path().join(MODELS_DIR).display());
     }
     for m in &found {
-        let state = if m.usable() { "complete".to_string() } else { format!("incomplete: missing {}", m.missing.join(", ")) };
+        let state = match (m.usable(), m.format.as_str()) {
+            (true, _) => "complete".to_string(),
+            (false, "gguf") => format!("cannot be used yet: needs {}", m.missing.join(", ")),
+            (false, _) => format!("incomplete: missing {}", m.missing.join(", ")),
+        };
         let fit = match (m.fits_cpu, m.cpu_need_bytes) {
             (Some(true), Some(n)) => format!("fits on the CPU (needs {})", gb(n)),
             (Some(false), Some(n)) => format!("too big for the free memory on the CPU (needs {})", gb(n)),

@@ -156,8 +156,63 @@ fn scan_folder(dir: &Path, source: &str) -> Vec<ModelEntry> {
             Some(describe_folder(&p, id, source))
         })
         .collect();
+    // GGUF files, in the models folder or a folder of their own, each with its
+    // vision projector (mmproj) when one lies beside it.
+    let mut folders = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        folders.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.join("config.json").is_file()));
+    }
+    for folder in folders {
+        found.extend(scan_gguf(&folder, source));
+    }
     found.sort_by(|a, b| a.id.cmp(&b.id));
     found
+}
+
+/// The GGUF models in `dir` (not its projectors), listed so the user sees
+/// them, and not offered: this version cannot run GGUF yet.
+fn scan_gguf(dir: &Path, source: &str) -> Vec<ModelEntry> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf"))).collect();
+    let is_projector = |p: &Path| p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().starts_with("mmproj"));
+    let projector = files.iter().find(|p| is_projector(p));
+    files
+        .iter()
+        .filter(|p| !is_projector(p))
+        .map(|p| {
+            let name = p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut missing = Vec::new();
+            let mut magic = [0u8; 4];
+            let readable = std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok();
+            if !readable || &magic != b"GGUF" {
+                missing.push("a valid GGUF file (this one does not start like one)".into());
+            }
+            missing.push("GGUF support (coming in a later version; use the safetensors model meanwhile)".into());
+            let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) + projector.and_then(|m| std::fs::metadata(m).ok()).map_or(0, |m| m.len());
+            ModelEntry {
+                id: name.clone(),
+                path: p.clone(),
+                source: source.into(),
+                format: "gguf".into(),
+                dtype: gguf_quantization(&name),
+                size_bytes: size,
+                vision: projector.is_some(),
+                missing,
+                catalog_id: catalog().into_iter().find(|c| c.files.iter().any(|f| p.file_name().is_some_and(|n| n.to_string_lossy() == *f))).map(|c| c.id),
+                cpu_need_bytes: None,
+                fits_cpu: None,
+                verified: false,
+            }
+        })
+        .collect()
+}
+
+/// The quantization a GGUF file's name states, as the community names them
+/// (`…-Q4_K_M.gguf`, `…-f16.gguf`); "unknown" otherwise.
+fn gguf_quantization(stem: &str) -> String {
+    let upper = stem.to_ascii_uppercase();
+    let known = ["IQ4_XS", "IQ4_NL", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_1", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "BF16", "F16", "F32"];
+    known.iter().find(|q| upper.ends_with(*q)).map_or_else(|| "unknown".into(), |q| q.to_string())
 }
 
 /// The Hugging Face cache folder, as the `huggingface_hub` library finds it.
@@ -291,6 +346,26 @@ mod tests {
         let whole = all.iter().find(|m| m.id == "whole").unwrap();
         assert!(whole.usable());
         assert_eq!(whole.size_bytes, 1000);
+    }
+
+    #[test]
+    fn gguf_files_are_listed_with_their_projector_and_not_offered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let models = tmp.path().join(MODELS_DIR);
+        let pair = models.join("medgemma-gguf");
+        std::fs::create_dir_all(&pair).unwrap();
+        std::fs::write(pair.join("medgemma-4b-it-Q4_K_M.gguf"), b"GGUF\x03\0\0\0rest").unwrap();
+        std::fs::write(pair.join("mmproj-F16.gguf"), b"GGUF\x03\0\0\0").unwrap();
+        std::fs::write(models.join("broken-Q8_0.gguf"), b"not gguf").unwrap();
+        let all = scan_folder(&models, "data folder");
+        assert_eq!(all.len(), 2, "{all:?}");
+        let m = all.iter().find(|m| m.id == "medgemma-4b-it-Q4_K_M").unwrap();
+        assert_eq!((m.format.as_str(), m.dtype.as_str(), m.vision), ("gguf", "Q4_K_M", true));
+        assert_eq!(m.catalog_id.as_deref(), Some("medgemma-4b-it-gguf-q4_k_m"));
+        assert!(!m.usable(), "not offered until GGUF support arrives");
+        let broken = all.iter().find(|m| m.id == "broken-Q8_0").unwrap();
+        assert!(broken.missing[0].contains("valid GGUF"), "{:?}", broken.missing);
+        assert!(!broken.vision);
     }
 
     #[test]
