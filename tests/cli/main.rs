@@ -10,6 +10,7 @@ mod mock_hub;
 mod models;
 mod privacy;
 mod sessions;
+mod trace;
 
 pub(crate) fn medgemma_desk(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::trace::inet_calls;
+
 fn strace_run(log: &std::path::Path, args: &[&str]) -> std::process::Output {
     let out = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=network", "-o"])
@@ -19,21 +21,6 @@ fn strace_run(log: &std::path::Path, args: &[&str]) -> std::process::Output {
         .expect("strace runs (installed by `make test`)");
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-/// The traced calls that create, connect, bind or send on an IPv4/IPv6
-/// socket. (Netlink route dumps mention AF_INET too; they are not network use.)
-pub(crate) fn inet_calls(trace: &str) -> Vec<&str> {
-    trace
-        .lines()
-        .filter(|l| {
-            let call = l.split_once(' ').map_or(*l, |(_, rest)| rest.trim_start());
-            let ip = |s: &str| s.contains("AF_INET") || s.contains("PF_INET");
-            (call.starts_with("socket(") && ip(&call[..call.find(',').unwrap_or(call.len())]))
-                || (["connect(", "bind(", "sendto(", "sendmsg(", "accept(", "accept4("].iter().any(|c| call.starts_with(c))
-                    && (call.contains("sa_family=AF_INET")))
-        })
-        .collect()
 }
 
 fn dicom() -> PathBuf {

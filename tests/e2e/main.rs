@@ -12,5 +12,7 @@ mod mock_hub;
 mod models;
 mod privacy;
 mod sessions;
+#[path = "../cli/trace.rs"]
+mod trace;
 mod viewer;
 mod window;

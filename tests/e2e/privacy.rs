@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::trace::inet_calls;
 use crate::viewer::dev_set_file;
 
 #[test]
@@ -51,20 +52,6 @@ pub(crate) fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
 }
 
-/// The same matcher as tests/cli/privacy.rs (kept in step by hand: the two
-/// test targets share no module).
-fn inet_calls(trace: &str) -> Vec<&str> {
-    trace
-        .lines()
-        .filter(|l| {
-            let call = l.split_once(' ').map_or(*l, |(_, rest)| rest.trim_start());
-            let ip = |s: &str| s.contains("AF_INET") || s.contains("PF_INET");
-            (call.starts_with("socket(") && ip(&call[..call.find(',').unwrap_or(call.len())]))
-                || (["connect(", "bind(", "sendto(", "sendmsg(", "accept(", "accept4("].iter().any(|c| call.starts_with(c))
-                    && call.contains("sa_family=AF_INET"))
-        })
-        .collect()
-}
 
 /// A whole case in the window, driven as a clinician does it, with the app
 /// under `strace -f -e trace=network`: open a real DICOM, type the
