@@ -118,7 +118,7 @@ pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<Strin
 
 /// A weights file's entry in the hash cache: its path, size and modification
 /// time (a changed file gets a new entry).
-fn hash_key(file: &Path) -> std::io::Result<String> {
+pub(crate) fn hash_key(file: &Path) -> std::io::Result<String> {
     let meta = std::fs::metadata(file)?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     Ok(format!("{}|{}|{mtime}", file.display(), meta.len()))

@@ -205,7 +205,7 @@ fn copy_hashing(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> Result
         progress(done);
     }
     dst.sync_all().map_err(disk(to))?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::store::hex(&hasher.finalize()))
 }
 
 fn sync_dir(dir: &Path) {

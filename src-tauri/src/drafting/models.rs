@@ -108,10 +108,7 @@ pub fn find_all(data_dir: &Path) -> Vec<ModelEntry> {
 const VERIFIED_RECORD: &str = "cache/verified-sha256.json";
 
 fn verified_key(file: &Path) -> Option<String> {
-    let real = std::fs::canonicalize(file).ok()?;
-    let meta = std::fs::metadata(&real).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
-    Some(format!("{}|{}|{mtime}", real.display(), meta.len()))
+    super::engine::hash_key(&std::fs::canonicalize(file).ok()?).ok()
 }
 
 fn verified_record(data_dir: &Path) -> serde_json::Map<String, serde_json::Value> {
