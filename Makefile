@@ -4,7 +4,7 @@
 #   make build   the release binary at target/release/medgemma-desk, no launch
 #   make bench   benchmarks, written to docs/benchmarks.md
 #   make bundle  installable packages (.deb here)
-#   make fixtures regenerate the committed test fixtures (needs Python + PyTorch)
+#   make fixtures regenerate the committed test fixtures (needs Python + PyTorch, and cmake for llama.cpp)
 # Every target is idempotent: the second run only does what changed.
 
 SHELL := /bin/bash
@@ -145,6 +145,10 @@ $(CACHE)/venv-dicom/.installed: tests/fixtures/dicom/requirements.txt
 fixtures: $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 	@echo "==> Regenerating the tiny Gemma 3 model and its transformers reference (tests/fixtures/tiny-gemma3)"
 	@$(CACHE)/venv-fixtures/bin/python tests/fixtures/tiny-gemma3/generate.py
+	@echo "==> Converting the tiny model to a GGUF pair as llama.cpp does (tests/fixtures/tiny-gemma3/gguf)"
+	@peer=$$(models/benches/llamacpp.sh) && $$peer/venv/bin/python tests/fixtures/tiny-gemma3/to_gguf.py $$peer/src/vendor/llama.cpp/gguf-py
+	@echo "==> Regenerating llama.cpp's answers on the real Gemma 3 270M GGUF (tests/fixtures/gemma3-270m-gguf)"
+	@tests/fixtures/gemma3-270m-gguf/generate.sh
 	@echo "==> Fetching the DICOM dev set and regenerating its pydicom reference (tests/fixtures/dicom)"
 	@tests/fixtures/dicom/fetch.sh --quiet >/dev/null
 	@$(CACHE)/venv-dicom/bin/python tests/fixtures/dicom/generate_expected.py

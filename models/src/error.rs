@@ -23,6 +23,8 @@ pub enum ModelError {
     Image(String),
     #[error("this model has no vision tower, so it cannot look at images")]
     NoVision,
+    #[error("{path} reads images only with its vision projector (an mmproj-….gguf file), which is not next to it; put the projector in the same folder, or pass --mmproj FILE")]
+    NoProjector { path: PathBuf },
     #[error("the prompt has {tokens} tokens but the model reads at most {limit}")]
     PromptTooLong { tokens: usize, limit: usize },
     #[error("the prompt has {runs} image slots but {images} images were given")]

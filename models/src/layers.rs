@@ -1,36 +1,79 @@
 //! Building blocks shared by the decoder and the vision tower: linear layers
-//! (dense now, quantized with GGUF), Gemma's RMSNorm and SigLIP's LayerNorm.
+//! (dense, or quantized from GGUF), Gemma's RMSNorm and SigLIP's LayerNorm.
 
+use std::sync::Arc;
+
+use candle_core::quantized::{QMatMul, QTensor};
 use candle_core::{DType, Module, Tensor, D};
 
 use crate::error::Result;
 use crate::weights::Weights;
 
-/// `y = x Wᵀ + b`, with W stored [out, in] as in PyTorch's Linear.
+/// `y = x Wᵀ + b`, with W stored [out, in] as in PyTorch's Linear: dense,
+/// or a quantized GGUF matrix (computed by candle's quantized kernels).
 #[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
+pub enum Linear {
+    Dense { weight: Tensor, bias: Option<Tensor> },
+    Quantized { weight: QMatMul, bias: Option<Tensor> },
 }
 
 impl Linear {
     pub fn load(w: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        let weight = w.get(&format!("{name}.weight"), &[out_dim, in_dim])?;
-        let bias = if bias { Some(w.get(&format!("{name}.bias"), &[out_dim])?) } else { None };
-        Ok(Self { weight, bias })
+        w.linear(name, in_dim, out_dim, bias)
+    }
+
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self::Dense { weight, bias }
+    }
+
+    pub fn quantized(weight: QMatMul, bias: Option<Tensor>) -> Self {
+        Self::Quantized { weight, bias }
     }
 
     pub fn from_weight(weight: Tensor) -> Self {
-        Self { weight, bias: None }
+        Self::Dense { weight, bias: None }
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight.t()?)?;
-        match &self.bias {
+        let (y, bias) = match self {
+            Self::Dense { weight, bias } => (x.broadcast_matmul(&weight.t()?)?, bias),
+            // The quantized kernels take f32 activations.
+            Self::Quantized { weight, bias } => {
+                let dtype = x.dtype();
+                (weight.forward(&x.to_dtype(DType::F32)?.contiguous()?)?.to_dtype(dtype)?, bias)
+            }
+        };
+        match bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
+        }
+    }
+}
+
+/// A token embedding table [vocab, hidden]: dense, or quantized (GGUF), whose
+/// rows are dequantized as they are looked up.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    Dense(Tensor),
+    Quantized { table: Arc<QTensor>, dtype: DType },
+}
+
+impl Embedding {
+    /// The rows of `ids` (a 1-D u32 tensor), [n, hidden], in the run's dtype.
+    pub fn lookup(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Dense(t) => t.index_select(ids, 0),
+            Self::Quantized { table, dtype } => table.embedding(ids)?.to_dtype(*dtype),
+        }
+    }
+
+    /// The output head tied to this table: logits = h Eᵀ.
+    pub fn tied_head(&self) -> candle_core::Result<Linear> {
+        match self {
+            Self::Dense(t) => Ok(Linear::from_weight(t.clone())),
+            Self::Quantized { table, .. } => Ok(Linear::quantized(QMatMul::from_arc(table.clone())?, None)),
         }
     }
 }
@@ -44,8 +87,7 @@ pub struct GemmaRmsNorm {
 
 impl GemmaRmsNorm {
     pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        let weight = w.get_f32(&format!("{name}.weight"), &[dim])?;
-        Ok(Self { scale: (weight + 1.0)?, eps: eps as f32 })
+        Ok(Self { scale: w.gemma_norm_scale(&format!("{name}.weight"), dim)?, eps: eps as f32 })
     }
 }
 

@@ -19,6 +19,7 @@ pub mod device;
 pub mod error;
 pub mod gemma3;
 pub mod generate;
+pub mod gguf;
 mod layers;
 pub mod memory;
 pub mod model;

@@ -31,6 +31,8 @@ pub struct Model {
     pub template: ChatTemplate,
     pub processor: Option<ImageProcessor>,
     device: Device,
+    /// A GGUF decoder with image tokens whose vision projector was not found.
+    projector_missing: bool,
 }
 
 /// The dtype a device computes in: f32 on CPU (exact, and candle's CPU
@@ -52,7 +54,27 @@ impl Model {
         Self::load_on(dir, &device, dtype)
     }
 
+    /// Loads a GGUF decoder with the vision projector `mmproj` (None: the one
+    /// next to it, if any), or a model folder when `mmproj` is None.
+    pub fn load_with_projector(path: &Path, mmproj: Option<&Path>, device: DeviceChoice) -> Result<Self> {
+        let device = device.open()?;
+        let dtype = dtype_for(&device);
+        match mmproj {
+            Some(p) => Self::load_gguf(path, Some(p), &device, dtype),
+            None => Self::load_on(path, &device, dtype),
+        }
+    }
+
     pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        if dir.is_file() && crate::gguf::is_gguf_path(dir) {
+            return Self::load_gguf(dir, None, device, dtype);
+        }
+        if dir.is_file() {
+            return Err(ModelError::NotAModel {
+                path: dir.into(),
+                reason: "it is a file; choose a model folder (config.json, model.safetensors …) or a .gguf file".into(),
+            });
+        }
         if !dir.is_dir() {
             return Err(ModelError::NotAModel { path: dir.into(), reason: "it is not a folder".into() });
         }
@@ -63,26 +85,7 @@ impl Model {
         let mut config = Gemma3Config::from_file(&config_path)?;
         // Before any weight is read: refuse a model that cannot fit in the
         // chosen device's free memory (RAM, or the GPU's own), with what to do.
-        let need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
-        if let Some(available) = crate::memory::available_bytes_on(device) {
-            if need.total() > available {
-                let (name, suggestion) = match device.location() {
-                    candle_core::DeviceLocation::Cpu => {
-                        ("CPU", "close other programs, or choose a smaller model (MedGemma 4B, or a 4-bit build of it) or a GPU")
-                    }
-                    candle_core::DeviceLocation::Cuda { .. } => {
-                        ("GPU", "close other programs using the GPU, or run it on the CPU (Models screen, Device), or choose a smaller model")
-                    }
-                    candle_core::DeviceLocation::Metal { .. } => ("Mac's shared memory", "close other programs, or choose a smaller model"),
-                };
-                return Err(ModelError::TooBig {
-                    need_gb: crate::memory::gb(need.total()),
-                    available_gb: crate::memory::gb(available),
-                    device: name.into(),
-                    suggestion: suggestion.into(),
-                });
-            }
-        }
+        check_fits(crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT), device)?;
         let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };
         // Stop on every end token the model declares anywhere: config.json,
         // generation_config.json, and the tokenizer's `<eos>`/`<end_of_turn>`.
@@ -101,7 +104,69 @@ impl Model {
         let processor = ImageProcessor::for_model_dir(dir, &config)?;
         let template = ChatTemplate::from_model_dir(dir)?;
         let gemma = Gemma3::load(dir, config, device, dtype)?;
-        Ok(Self { dir: dir.into(), gemma, tokenizer, template, processor, device: device.clone() })
+        Ok(Self { dir: dir.into(), gemma, tokenizer, template, processor, device: device.clone(), projector_missing: false })
+    }
+
+    /// Loads a GGUF decoder (llama.cpp's format) with the tokenizer and chat
+    /// template in its metadata, and its vision projector: `mmproj`, else the
+    /// one `mmproj*.gguf` next to it. Both files are checked, and the
+    /// projector matched to the decoder, before any tensor is read.
+    pub fn load_gguf(path: &Path, mmproj: Option<&Path>, device: &Device, dtype: DType) -> Result<Self> {
+        let file = crate::gguf::GgufFile::open(path)?;
+        // The architecture and hyperparameters first: a file we cannot run is
+        // named before its (large) vocabulary is read.
+        crate::gguf::config::text_config(&file)?;
+        let tokenizer = crate::gguf::tokenizer::from_gguf(&file)?;
+        let mut config = crate::gguf::config::gemma3_config(&file, &tokenizer)?;
+        let projector_path = mmproj.map(Path::to_path_buf).or_else(|| crate::gguf::projector_next_to(path));
+        let (projector, processor) = match &projector_path {
+            Some(p) => {
+                let pfile = crate::gguf::GgufFile::open(p)?;
+                let pc = crate::gguf::config::projector_config(&pfile)?;
+                if pc.text_hidden != config.text.hidden_size {
+                    return Err(ModelError::BadWeights {
+                        path: p.clone(),
+                        reason: format!(
+                            "this vision projector maps images to width {}, but {} has width {}: they belong to different models",
+                            pc.text_hidden,
+                            path.display(),
+                            config.text.hidden_size
+                        ),
+                    });
+                }
+                if tokenizer.token_id(IMAGE_SOFT_TOKEN).is_none() {
+                    return Err(ModelError::BadWeights {
+                        path: p.clone(),
+                        reason: format!("{} has no image tokens, so it cannot take this vision projector", path.display()),
+                    });
+                }
+                config.vision = Some(pc.vision);
+                config.mm_tokens_per_image = pc.mm_tokens_per_image;
+                (Some(pfile), Some(pc.processor))
+            }
+            None => (None, None),
+        };
+        // A multimodal decoder (it has image tokens) without its projector can
+        // still write text; asked to look at an image, it says what is missing.
+        let projector_missing = projector.is_none() && tokenizer.token_id(IMAGE_SOFT_TOKEN).is_some();
+        let mut need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
+        need.weights_bytes = file.tensor_bytes_total() + projector.as_ref().map_or(0, |p| p.tensor_bytes_total());
+        check_fits(need, device)?;
+        let template = match file.string("tokenizer.chat_template") {
+            Some(src) => ChatTemplate::from_source(src),
+            None => ChatTemplate::gemma3_builtin(),
+        };
+        let w = crate::weights::Weights::gguf(file, projector, device, dtype);
+        let gemma = Gemma3::from_weights(&w, config)?;
+        Ok(Self {
+            dir: path.into(),
+            gemma,
+            tokenizer: Some(tokenizer),
+            template,
+            processor,
+            device: device.clone(),
+            projector_missing,
+        })
     }
 
     pub fn config(&self) -> &Gemma3Config {
@@ -144,8 +209,17 @@ impl Model {
 
     /// The exact pixels the model sees for an image, [3, size, size].
     pub fn preprocess(&self, image: &DynamicImage) -> Result<Tensor> {
-        let p = self.processor.as_ref().ok_or(ModelError::NoVision)?;
+        let p = self.processor.as_ref().ok_or_else(|| self.no_vision())?;
         p.preprocess(image, &self.device)
+    }
+
+    /// Why this model cannot look at images.
+    fn no_vision(&self) -> ModelError {
+        if self.projector_missing {
+            ModelError::NoProjector { path: self.dir.clone() }
+        } else {
+            ModelError::NoVision
+        }
     }
 
     /// The soft-token embeddings of one image, [mm_tokens, hidden].
@@ -389,6 +463,32 @@ impl Model {
         stats.decode_tok_s = per_second(tokens.len().saturating_sub(1), stats.decode_ms);
         Ok((tokens, reason))
     }
+}
+
+/// Refuses, before any weight is read, a model that cannot fit in the
+/// device's free memory (RAM, or the GPU's own), saying what to do.
+fn check_fits(need: crate::memory::MemoryNeed, device: &Device) -> Result<()> {
+    let Some(available) = crate::memory::available_bytes_on(device) else {
+        return Ok(());
+    };
+    if need.total() <= available {
+        return Ok(());
+    }
+    let (name, suggestion) = match device.location() {
+        candle_core::DeviceLocation::Cpu => {
+            ("CPU", "close other programs, or choose a smaller model (MedGemma 4B, or a 4-bit build of it) or a GPU")
+        }
+        candle_core::DeviceLocation::Cuda { .. } => {
+            ("GPU", "close other programs using the GPU, or run it on the CPU (Models screen, Device), or choose a smaller model")
+        }
+        candle_core::DeviceLocation::Metal { .. } => ("Mac's shared memory", "close other programs, or choose a smaller model"),
+    };
+    Err(ModelError::TooBig {
+        need_gb: crate::memory::gb(need.total()),
+        available_gb: crate::memory::gb(available),
+        device: name.into(),
+        suggestion: suggestion.into(),
+    })
 }
 
 /// How many images' soft-token runs start before position `n`.

@@ -32,8 +32,13 @@ impl TextTokenizer {
     }
 
     pub fn from_tokenizer(inner: tokenizers::Tokenizer, bos_text: &str, add_bos: bool) -> Self {
+        Self::from_tokenizer_at(inner, bos_text, add_bos, Path::new(""))
+    }
+
+    /// As `from_tokenizer`, for a tokenizer read from `path` (named in errors).
+    pub fn from_tokenizer_at(inner: tokenizers::Tokenizer, bos_text: &str, add_bos: bool, path: &Path) -> Self {
         let bos_id = inner.token_to_id(bos_text);
-        Self { inner, bos_id, bos_text: bos_text.to_owned(), add_bos, path: PathBuf::new() }
+        Self { inner, bos_id, bos_text: bos_text.to_owned(), add_bos, path: path.to_path_buf() }
     }
 
     /// Token ids of `text`; special tokens written in it (`<start_of_turn>`)

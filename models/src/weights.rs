@@ -1,18 +1,29 @@
-//! Tensors by name from memory-mapped safetensors files (one file or a
-//! sharded set), checked for shape and converted to the run's dtype. Every
-//! error names the file and the tensor.
+//! Tensors by name, from memory-mapped safetensors files (one file or a
+//! sharded set) or from GGUF files (llama.cpp's names, translated; quantized
+//! matrices kept quantized). Checked for shape and converted to the run's
+//! dtype. Every error names the file and the tensor.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
+use crate::gguf::GgufFile;
+use crate::layers::{Embedding, Linear};
+
+enum Source {
+    Safetensors { files: candle_core::safetensors::MmapedSafetensors, names: HashMap<String, (Vec<usize>, PathBuf)> },
+    /// The decoder's file and the vision projector's (names as the Hugging
+    /// Face checkpoint has them are translated to llama.cpp's).
+    Gguf { text: GgufFile, projector: Option<GgufFile> },
+}
 
 pub struct Weights {
-    files: candle_core::safetensors::MmapedSafetensors,
-    names: HashMap<String, (Vec<usize>, PathBuf)>,
+    source: Source,
     pub device: Device,
     pub dtype: DType,
     /// Where the decoder's tensors start (`language_model.model.`, `model.language_model.`, `model.`).
@@ -57,31 +68,74 @@ impl Weights {
             .into_iter()
             .find(|p| has(p))
             .map(str::to_owned);
-        Ok(Self { files: mapped, names, device: device.clone(), dtype, text_prefix, vision_prefix, projector_prefix })
+        Ok(Self {
+            source: Source::Safetensors { files: mapped, names },
+            device: device.clone(),
+            dtype,
+            text_prefix,
+            vision_prefix,
+            projector_prefix,
+        })
     }
 
-    fn file_of(&self, name: &str) -> PathBuf {
-        self.names.get(name).map(|(_, f)| f.clone()).unwrap_or_default()
+    /// A GGUF decoder, and its vision projector file if any, already opened and checked.
+    pub fn gguf(text: GgufFile, projector: Option<GgufFile>, device: &Device, dtype: DType) -> Self {
+        let vision = projector.is_some();
+        Self {
+            source: Source::Gguf { text, projector },
+            device: device.clone(),
+            dtype,
+            text_prefix: String::new(),
+            vision_prefix: vision.then(|| VISION_PREFIX.to_owned()),
+            projector_prefix: vision.then(|| PROJECTOR_PREFIX.to_owned()),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        match &self.source {
+            Source::Safetensors { names, .. } => names.values().next().map(|(_, f)| f.clone()).unwrap_or_default(),
+            Source::Gguf { text, .. } => text.path.clone(),
+        }
+    }
+
+    /// The GGUF file and name of a tensor given by its Hugging Face name.
+    fn gguf_name<'a>(text: &'a GgufFile, projector: Option<&'a GgufFile>, name: &str) -> Option<(&'a GgufFile, String)> {
+        let vision = name.strip_prefix(VISION_PREFIX).or_else(|| name.strip_prefix(PROJECTOR_PREFIX));
+        match (vision, projector) {
+            (Some(rest), Some(p)) => crate::gguf::vision_tensor_name(rest).map(|n| (p, n)),
+            (Some(_), None) => None,
+            (None, _) => crate::gguf::text_tensor_name(name).map(|n| (text, n)),
+        }
+    }
+
+    /// A GGUF tensor by its Hugging Face name, translated, and checked for `shape`.
+    fn gguf_tensor(&self, text: &GgufFile, projector: Option<&GgufFile>, name: &str, shape: &[usize]) -> Result<QTensor> {
+        let (file, gguf_name) = Self::gguf_name(text, projector, name).ok_or_else(|| ModelError::BadWeights {
+            path: text.path.clone(),
+            reason: format!("tensor {name} has no GGUF counterpart"),
+        })?;
+        file.qtensor(&gguf_name, shape, &self.device)
     }
 
     /// The tensor `name`, which must have `shape`, in the run's dtype.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let Some((dims, file)) = self.names.get(name) else {
-            return Err(ModelError::BadWeights {
-                path: self.names.values().next().map(|(_, f)| f.clone()).unwrap_or_default(),
-                reason: format!("tensor {name} is missing"),
-            });
+        let t = match &self.source {
+            Source::Safetensors { files, names } => {
+                let Some((dims, file)) = names.get(name) else {
+                    return Err(ModelError::BadWeights { path: self.path(), reason: format!("tensor {name} is missing") });
+                };
+                if dims.as_slice() != shape {
+                    return Err(ModelError::BadWeights {
+                        path: file.clone(),
+                        reason: format!("tensor {name} has shape {dims:?}, expected {shape:?} from config.json"),
+                    });
+                }
+                files
+                    .load(name, &self.device)
+                    .map_err(|e| ModelError::BadWeights { path: file.clone(), reason: format!("tensor {name}: {e}") })?
+            }
+            Source::Gguf { text, projector } => self.gguf_tensor(text, projector.as_ref(), name, shape)?.dequantize(&self.device)?,
         };
-        if dims.as_slice() != shape {
-            return Err(ModelError::BadWeights {
-                path: file.clone(),
-                reason: format!("tensor {name} has shape {dims:?}, expected {shape:?} from config.json"),
-            });
-        }
-        let t = self
-            .files
-            .load(name, &self.device)
-            .map_err(|e| ModelError::BadWeights { path: self.file_of(name), reason: format!("tensor {name}: {e}") })?;
         Ok(t.to_dtype(self.dtype)?)
     }
 
@@ -90,9 +144,67 @@ impl Weights {
         Ok(self.get(name, shape)?.to_dtype(DType::F32)?)
     }
 
-    pub fn contains(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+    /// The scale `1 + weight` of a Gemma RMSNorm, in f32. llama.cpp's
+    /// converter stores Gemma norm weights with the 1 already added.
+    pub fn gemma_norm_scale(&self, name: &str, dim: usize) -> Result<Tensor> {
+        let weight = self.get_f32(name, &[dim])?;
+        match &self.source {
+            Source::Safetensors { .. } => Ok((weight + 1.0)?),
+            Source::Gguf { .. } => Ok(weight),
+        }
     }
+
+    /// A linear layer `name` (`name.weight` [out, in], `name.bias` [out]);
+    /// quantized GGUF matrices stay quantized.
+    pub fn linear(&self, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Linear> {
+        let bias = if bias { Some(self.get(&format!("{name}.bias"), &[out_dim])?) } else { None };
+        let weight_name = format!("{name}.weight");
+        match &self.source {
+            Source::Gguf { text, projector } => {
+                let q = self.gguf_tensor(text, projector.as_ref(), &weight_name, &[out_dim, in_dim])?;
+                if is_float(q.dtype()) {
+                    Ok(Linear::dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?, bias))
+                } else {
+                    Ok(Linear::quantized(QMatMul::from_arc(Arc::new(q))?, bias))
+                }
+            }
+            Source::Safetensors { .. } => Ok(Linear::dense(self.get(&weight_name, &[out_dim, in_dim])?, bias)),
+        }
+    }
+
+    /// A token embedding table [vocab, hidden]; a quantized GGUF table stays
+    /// quantized (rows are dequantized as they are looked up).
+    pub fn embedding(&self, name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
+        match &self.source {
+            Source::Gguf { text, projector } => {
+                let q = self.gguf_tensor(text, projector.as_ref(), name, &[vocab, hidden])?;
+                if is_float(q.dtype()) {
+                    Ok(Embedding::Dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?))
+                } else {
+                    Ok(Embedding::Quantized { table: Arc::new(q), dtype: self.dtype })
+                }
+            }
+            Source::Safetensors { .. } => Ok(Embedding::Dense(self.get(name, &[vocab, hidden])?)),
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        match &self.source {
+            Source::Safetensors { names, .. } => names.contains_key(name),
+            Source::Gguf { text, projector } => {
+                Self::gguf_name(text, projector.as_ref(), name).is_some_and(|(file, n)| file.contains(&n))
+            }
+        }
+    }
+}
+
+/// Where a GGUF model's tower and projector tensors are looked up (the
+/// Hugging Face names, as the safetensors path knows them).
+const VISION_PREFIX: &str = "vision_tower.vision_model.";
+const PROJECTOR_PREFIX: &str = "multi_modal_projector.";
+
+fn is_float(t: GgmlDType) -> bool {
+    matches!(t, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16)
 }
 
 /// The safetensors files of a model folder, checked to be all present.

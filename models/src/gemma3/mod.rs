@@ -6,7 +6,9 @@ pub mod attention_mask;
 pub mod kv_cache;
 pub mod text;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+const NO_TOWER: &str = "config.json describes a vision tower but the weights have none";
 
 use candle_core::{DType, Device, Module, Tensor};
 
@@ -68,15 +70,20 @@ impl Gemma3 {
     /// Loads a Hugging Face model folder's weights (config already read).
     pub fn load(dir: &Path, config: Gemma3Config, device: &Device, dtype: DType) -> Result<Self> {
         let w = Weights::open(dir, device, dtype)?;
-        let text = TextModel::load(&w, &config.text)?;
-        let vision = match (&config.vision, &w.vision_prefix, &w.projector_prefix) {
-            (Some(vcfg), Some(vp), Some(pp)) => Some((VisionTower::load(&w, vp, vcfg)?, Projector::load(&w, pp, &config)?)),
-            (Some(_), _, _) => {
-                return Err(ModelError::BadWeights {
-                    path: dir.to_path_buf(),
-                    reason: "config.json describes a vision tower but the weights have none".into(),
-                })
+        Self::from_weights(&w, config).map_err(|e| match e {
+            ModelError::BadWeights { reason, .. } if reason == NO_TOWER => {
+                ModelError::BadWeights { path: dir.to_path_buf(), reason: NO_TOWER.into() }
             }
+            other => other,
+        })
+    }
+
+    /// Builds the model from opened weights (safetensors or GGUF).
+    pub fn from_weights(w: &Weights, config: Gemma3Config) -> Result<Self> {
+        let text = TextModel::load(w, &config.text)?;
+        let vision = match (&config.vision, &w.vision_prefix, &w.projector_prefix) {
+            (Some(vcfg), Some(vp), Some(pp)) => Some((VisionTower::load(w, vp, vcfg)?, Projector::load(w, pp, &config)?)),
+            (Some(_), _, _) => return Err(ModelError::BadWeights { path: PathBuf::new(), reason: NO_TOWER.into() }),
             _ => None,
         };
         Ok(Self { config, text, vision })

@@ -8,7 +8,7 @@ use super::attention_mask::{AttentionMask, TokenKind};
 use super::kv_cache::KvCache;
 use crate::config::{LayerType, Rope, TextConfig};
 use crate::error::Result;
-use crate::layers::{softmax_f32, GemmaRmsNorm, Linear};
+use crate::layers::{softmax_f32, Embedding, GemmaRmsNorm, Linear};
 use crate::weights::Weights;
 
 struct Attention {
@@ -151,7 +151,7 @@ impl RotaryTables {
 
 pub struct TextModel {
     pub cfg: TextConfig,
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     embed_scale: Tensor,
     layers: Vec<DecoderLayer>,
     norm: GemmaRmsNorm,
@@ -165,7 +165,7 @@ pub struct TextModel {
 impl TextModel {
     pub fn load(w: &Weights, cfg: &TextConfig) -> Result<Self> {
         let p = &w.text_prefix;
-        let embed_tokens = w.get(&format!("{p}embed_tokens.weight"), &[cfg.vocab_size, cfg.hidden_size])?;
+        let embed_tokens = w.embedding(&format!("{p}embed_tokens.weight"), cfg.vocab_size, cfg.hidden_size)?;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let lp = format!("{p}layers.{i}");
@@ -181,7 +181,7 @@ impl TextModel {
             });
         }
         let lm_head = if cfg.tie_word_embeddings || !w.contains("lm_head.weight") {
-            Linear::from_weight(embed_tokens.clone())
+            embed_tokens.tied_head()?
         } else {
             Linear::load(w, "lm_head", cfg.hidden_size, cfg.vocab_size, false)?
         };
@@ -224,7 +224,7 @@ impl TextModel {
         let vocab = self.cfg.vocab_size as u32;
         let safe: Vec<u32> = ids.iter().map(|&i| if i < vocab { i } else { 0 }).collect();
         let ids = Tensor::new(safe.as_slice(), &self.device)?;
-        Ok(self.embed_tokens.index_select(&ids, 0)?.broadcast_mul(&self.embed_scale)?)
+        Ok(self.embed_tokens.lookup(&ids)?.broadcast_mul(&self.embed_scale)?)
     }
 
     /// Runs the new tokens' embeddings through every layer and the final norm;

@@ -13,9 +13,12 @@ use rand::{Rng, SeedableRng};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The model folder.
+    /// The model folder, or a GGUF file.
     #[arg(long, value_name = "PATH", required_unless_present_any = ["dicom", "sessions"])]
     model: Option<PathBuf>,
+    /// The vision projector GGUF of a GGUF model (default: the one next to it).
+    #[arg(long, value_name = "FILE", requires = "model")]
+    mmproj: Option<PathBuf>,
     /// Time the sessions store with this many generated sessions instead.
     #[arg(long, value_name = "N", conflicts_with_all = ["model", "dicom"])]
     sessions: Option<usize>,
@@ -114,7 +117,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
     let load_start = Instant::now();
-    let model = Model::load(&model_dir, device).map_err(|e| e.to_string())?;
+    let model = Model::load_with_projector(&model_dir, args.mmproj.as_deref(), device).map_err(|e| e.to_string())?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     let vocab = model.config().text.vocab_size as u32;
     let limit = model.config().text.max_position_embeddings;

@@ -11,9 +11,14 @@ use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, R
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompt_ids"])))]
 pub struct GenerateArgs {
-    /// The model folder (config.json, model.safetensors, tokenizer.json …).
+    /// The model folder (config.json, model.safetensors, tokenizer.json …),
+    /// or a GGUF file (llama.cpp's format).
     #[arg(long, value_name = "PATH")]
     model: PathBuf,
+    /// The vision projector GGUF of a GGUF model (default: the one
+    /// mmproj*.gguf next to it).
+    #[arg(long, value_name = "FILE")]
+    mmproj: Option<PathBuf>,
     /// The user's message (through the model's chat template unless --raw).
     #[arg(long, value_name = "TEXT")]
     prompt: Option<String>,
@@ -76,7 +81,7 @@ pub fn run(args: GenerateArgs) -> Result<(), String> {
         .map(|p| medgemma_models::open_image(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
-    let model = Model::load(&args.model, device).map_err(|e| e.to_string())?;
+    let model = Model::load_with_projector(&args.model, args.mmproj.as_deref(), device).map_err(|e| e.to_string())?;
 
     let ids = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
