@@ -9,7 +9,7 @@
 #
 # The folder then holds:
 #   src/                      the unpacked source package (bindings in src/llama_cpp)
-#   build/bin/                libllama.so, libggml*.so, llama-bench
+#   build/bin/                libllama.so, libggml*.so, llama-bench, llama-quantize
 #   venv/                     Python with the bindings' dependencies
 # Run Python with PYTHONPATH=<folder>/src LLAMA_CPP_LIB_PATH=<folder>/build/bin.
 set -euo pipefail
@@ -18,7 +18,7 @@ VERSION=0.3.36
 cache="${MEDGEMMA_CACHE:-$HOME/.cache/medgemma-desk}/llamacpp-$VERSION"
 say() { echo "==> $*" >&2; }
 
-if [ -x "$cache/build/bin/llama-bench" ] && [ -f "$cache/venv/.installed" ]; then
+if [ -x "$cache/build/bin/llama-bench" ] && [ -x "$cache/build/bin/llama-quantize" ] && [ -f "$cache/venv/.installed" ]; then
   echo "$cache"
   exit 0
 fi
@@ -35,13 +35,13 @@ if [ ! -d "$cache/src" ]; then
   rm -rf "$tmp"
 fi
 
-if [ ! -x "$cache/build/bin/llama-bench" ]; then
-  say "Building llama.cpp (libllama and llama-bench, native CPU, $(nproc) jobs; ~10 min once)"
+if [ ! -x "$cache/build/bin/llama-bench" ] || [ ! -x "$cache/build/bin/llama-quantize" ]; then
+  say "Building llama.cpp (libllama, llama-bench, llama-quantize; native CPU, $(nproc) jobs; ~10 min once)"
   cmake -S "$cache/src/vendor/llama.cpp" -B "$cache/build" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON \
     > "$cache/cmake.log" 2>&1 || { tail -20 "$cache/cmake.log" >&2; exit 1; }
-  cmake --build "$cache/build" --target llama llama-bench -j "$(nproc)" > "$cache/build.log" 2>&1 \
+  cmake --build "$cache/build" --target llama llama-bench llama-quantize -j "$(nproc)" > "$cache/build.log" 2>&1 \
     || { tail -30 "$cache/build.log" >&2; exit 1; }
 fi
 

@@ -5,6 +5,7 @@ use std::process::{Command, Output};
 
 mod draft;
 mod generate;
+mod gguf;
 mod imaging;
 mod mock_hub;
 mod models;

@@ -124,6 +124,12 @@ impl GgufFile {
         ModelError::BadConfig { path: self.path.clone(), reason: format!("metadata key {key} should be {expected}") }
     }
 
+    /// Whether the tokenizer in the metadata has the piece `text` (e.g.
+    /// `<image_soft_token>`: a multimodal decoder).
+    pub fn has_token(&self, text: &str) -> bool {
+        matches!(self.value("tokenizer.ggml.tokens"), Some(Value::Array(list)) if list.iter().any(|v| matches!(v, Value::String(s) if s == text)))
+    }
+
     /// The bytes all tensors occupy (what a load holds in memory).
     pub fn tensor_bytes_total(&self) -> u64 {
         self.content.tensor_infos.iter().filter_map(|(n, i)| tensor_bytes(n, i).ok()).sum()
@@ -153,6 +159,15 @@ impl GgufFile {
         let len = tensor_bytes(name, info).map_err(bad)? as usize;
         let start = (self.content.tensor_data_offset + info.offset) as usize;
         let bytes = &self.map[start..start + len];
+        // Q5_0 has no SIMD kernel in candle on the CPU; its values are whole
+        // multiples of the block scale in [-16, 15], which Q8_0 holds exactly,
+        // and both are dotted with 8-bit activations: the same products, fast.
+        if info.ggml_dtype == GgmlDType::Q5_0 && device.is_cpu() {
+            let q8 = q5_0_to_q8_0(bytes);
+            let storage = QStorage::from_data(Cow::Owned(q8), device, GgmlDType::Q8_0).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+            self.release(start, len);
+            return QTensor::new(storage, info.shape.clone()).map_err(|e| bad(format!("tensor {name}: {e}")));
+        }
         // candle views the bytes as blocks, which need 4-byte alignment; GGUF
         // aligns tensors to 32 bytes, but a file that does not is copied first.
         let storage = if (bytes.as_ptr() as usize) % 8 == 0 {
@@ -184,6 +199,32 @@ impl GgufFile {
             }
         }
     }
+}
+
+/// Q5_0 blocks (f16 scale, 4 bytes of high bits, 16 bytes of low nibbles:
+/// 22 bytes for 32 values) rewritten as Q8_0 blocks (f16 scale, 32 signed
+/// bytes) with the same scale and the same integers: exact. The layout is
+/// ggml's (`block_q5_0`, `block_q8_0`); the arithmetic is written out here
+/// because candle keeps its block types' fields private.
+fn q5_0_to_q8_0(src: &[u8]) -> Vec<u8> {
+    const Q5: usize = 22;
+    const Q8: usize = 34;
+    let blocks = src.len() / Q5;
+    let mut out = vec![0u8; blocks * Q8];
+    for (b, dst) in src.chunks_exact(Q5).zip(out.chunks_exact_mut(Q8)) {
+        dst[..2].copy_from_slice(&b[..2]);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let qs = &b[6..22];
+        for j in 0..16 {
+            let hi0 = ((qh >> j) << 4) & 0x10;
+            let hi1 = (qh >> (j + 12)) & 0x10;
+            let x0 = ((qs[j] as u32 & 0x0F) | hi0) as i32 - 16;
+            let x1 = ((qs[j] as u32 >> 4) | hi1) as i32 - 16;
+            dst[2 + j] = x0 as i8 as u8;
+            dst[2 + j + 16] = x1 as i8 as u8;
+        }
+    }
+    out
 }
 
 /// Whether `path` names a GGUF file (by its extension).
@@ -354,6 +395,21 @@ mod tests {
         assert_eq!(text_tensor_name("layers.x.mlp.up_proj.weight"), None);
         assert_eq!(vision_tensor_name("encoder.layers.2.mlp.fc1.bias").as_deref(), Some("v.blk.2.ffn_up.bias"));
         assert_eq!(vision_tensor_name("mm_input_projection_weight").as_deref(), Some("mm.input_projection.weight"));
+    }
+
+    #[test]
+    fn q5_0_becomes_q8_0_with_the_same_values() {
+        use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+        // Quantize random values to Q5_0 with candle, convert, and compare the dequantized values.
+        let values: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0).collect();
+        let t = candle_core::Tensor::from_vec(values, (2, 128), &Device::Cpu).unwrap();
+        let q5 = QTensor::quantize(&t, GgmlDType::Q5_0).unwrap();
+        let bytes = q5.data().unwrap().into_owned();
+        let q8 = QStorage::from_data(Cow::Owned(q5_0_to_q8_0(&bytes)), &Device::Cpu, GgmlDType::Q8_0).unwrap();
+        let q8 = QTensor::new(q8, (2, 128)).unwrap();
+        let a = q5.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = q8.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -19,10 +19,11 @@ use crate::DataDir;
 
 #[derive(Debug, Args)]
 pub struct DraftArgs {
-    /// The model folder (config.json, *.safetensors, tokenizer.json).
+    /// The model folder (config.json, *.safetensors, tokenizer.json), or a
+    /// GGUF file with its mmproj beside it.
     #[arg(long, value_name = "PATH")]
     model: PathBuf,
-    /// A separate vision projector (GGUF models; not supported by this build yet).
+    /// The vision projector of a GGUF model (default: the one mmproj*.gguf beside it).
     #[arg(long, value_name = "PATH")]
     mmproj: Option<PathBuf>,
     /// An image (DICOM, PNG, JPEG) or a folder of DICOM files; repeat for a batch.
@@ -93,9 +94,6 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     if let Some(n) = args.threads {
         crate::cli::set_cpu_threads(n)?;
     }
-    if args.mmproj.is_some() {
-        return Err("--mmproj (GGUF models) is not supported by this version yet; use a model folder with safetensors".into());
-    }
     let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
     let data_dir = DataDir::prepare(data_dir).map_err(|e| e.to_string())?;
     let template = templates::find(data_dir.path(), &args.template).map_err(|e| e.to_string())?;
@@ -107,7 +105,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     }
     let hashes = data_dir.path().join("cache").join("weights-sha256.json");
     eprintln!("Loading {} …", args.model.display());
-    let loaded = LoadedModel::load(&args.model, device, Some(&hashes)).map_err(|e| e.to_string())?;
+    let loaded = LoadedModel::load(&args.model, args.mmproj.as_deref(), device, Some(&hashes)).map_err(|e| e.to_string())?;
     let sampling = match args.seed {
         Some(seed) => Sampling::varied(&template, seed),
         None => Sampling::greedy(),

@@ -51,18 +51,33 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
-    /// Loads the model folder (the weights' hash comes from `hashes` when the
-    /// files have not changed since it was computed).
-    pub fn load(dir: &Path, device: DeviceChoice, hashes: Option<&Path>) -> Result<LoadedModel, DraftError> {
-        let model = Model::load(dir, device).map_err(|e| DraftError::Load(e.to_string()))?;
-        let weights_sha256 = weights_sha256(dir, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
-        let dtype = medgemma_models::model::dtype_for(model.device());
+    /// Loads the model folder, or a GGUF file with its vision projector
+    /// (`mmproj`, else the one beside it). The weights' hash comes from
+    /// `hashes` when the files have not changed since it was computed.
+    pub fn load(dir: &Path, mmproj: Option<&Path>, device: DeviceChoice, hashes: Option<&Path>) -> Result<LoadedModel, DraftError> {
+        let model = Model::load_with_projector(dir, mmproj, device).map_err(|e| DraftError::Load(e.to_string()))?;
+        let gguf = medgemma_models::gguf::is_gguf_path(dir) && dir.is_file();
+        let files = if gguf {
+            let projector = mmproj.map(Path::to_path_buf).or_else(|| medgemma_models::gguf::projector_next_to(dir));
+            std::iter::once(dir.to_path_buf()).chain(projector).collect()
+        } else {
+            safetensors_files(dir).map_err(|e| DraftError::Load(e.to_string()))?
+        };
+        let weights_sha256 = files_sha256(&files, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
+        let quantization = if gguf {
+            // As the community names the files (…-Q4_K_M.gguf); the compute dtype otherwise.
+            let stem = dir.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            crate::drafting::models::gguf_quantization(&stem).to_lowercase()
+        } else {
+            format!("{:?}", medgemma_models::model::dtype_for(model.device())).to_lowercase()
+        };
         // "Cpu", "Cuda(CudaDevice(…))", "Metal(…)" → "cpu", "cuda", "metal".
         let device = format!("{:?}", model.device()).split('(').next().unwrap_or("cpu").to_lowercase();
+        let id = if gguf { dir.file_stem() } else { dir.file_name() };
         Ok(LoadedModel {
-            id: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+            id: id.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
             dir: dir.to_path_buf(),
-            quantization: format!("{dtype:?}").to_lowercase(),
+            quantization,
             device,
             weights_sha256,
             model,
@@ -74,19 +89,30 @@ impl LoadedModel {
 /// of each shard's name and hash. Cached in `cache` (a JSON file) by path,
 /// size and modification time, since hashing gigabytes takes seconds.
 pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<String> {
+    files_sha256(&safetensors_files(dir)?, cache)
+}
+
+/// The `.safetensors` files of a model folder, in name order.
+fn safetensors_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// The sha256 of one weights file, or of the listing of several files'
+/// names and hashes (cached as `weights_sha256` says).
+fn files_sha256(files: &[PathBuf], cache: Option<&Path>) -> std::io::Result<String> {
     let mut known: serde_json::Map<String, serde_json::Value> = cache
         .and_then(|c| std::fs::read(c).ok())
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
     let mut changed = false;
     let mut each = Vec::new();
-    for f in &files {
+    for f in files {
         let key = hash_key(f)?;
         let hash = match known.get(&key).and_then(|v| v.as_str()) {
             Some(h) => h.to_string(),

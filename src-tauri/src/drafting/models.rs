@@ -166,25 +166,21 @@ fn scan_folder(dir: &Path, source: &str) -> Vec<ModelEntry> {
     found
 }
 
-/// The GGUF models in `dir` (not its projectors), listed so the user sees
-/// them, and not offered: this version cannot run GGUF yet.
+/// The GGUF models in `dir` (not their projectors), each with the vision
+/// projector beside it. The headers are read (not the tensors): a file that
+/// is truncated, of another architecture, or a multimodal model whose
+/// projector is missing says what it lacks.
 fn scan_gguf(dir: &Path, source: &str) -> Vec<ModelEntry> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    let files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("gguf"))).collect();
+    let files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| medgemma_models::gguf::is_gguf_path(p)).collect();
     let is_projector = |p: &Path| p.file_name().is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().starts_with("mmproj"));
-    let projector = files.iter().find(|p| is_projector(p));
     files
         .iter()
         .filter(|p| !is_projector(p))
         .map(|p| {
             let name = p.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut missing = Vec::new();
-            let mut magic = [0u8; 4];
-            let readable = std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok();
-            if !readable || &magic != b"GGUF" {
-                missing.push("a valid GGUF file (this one does not start like one)".into());
-            }
-            missing.push("GGUF support (coming in a later version; use the safetensors model meanwhile)".into());
+            let projector = medgemma_models::gguf::projector_next_to(p);
+            let (missing, vision) = gguf_readiness(p, projector.as_deref());
             let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) + projector.and_then(|m| std::fs::metadata(m).ok()).map_or(0, |m| m.len());
             ModelEntry {
                 id: name.clone(),
@@ -193,20 +189,44 @@ fn scan_gguf(dir: &Path, source: &str) -> Vec<ModelEntry> {
                 format: "gguf".into(),
                 dtype: gguf_quantization(&name),
                 size_bytes: size,
-                vision: projector.is_some(),
+                vision,
                 missing,
                 catalog_id: catalog().into_iter().find(|c| c.files.iter().any(|f| p.file_name().is_some_and(|n| n.to_string_lossy() == *f))).map(|c| c.id),
-                cpu_need_bytes: None,
-                fits_cpu: None,
+                // The file is what a load holds (tensors are not widened), plus the KV cache: ~size.
+                cpu_need_bytes: Some(size),
+                fits_cpu: medgemma_models::memory::available_bytes().map(|free| size <= free),
                 verified: false,
             }
         })
         .collect()
 }
 
+/// What a GGUF model lacks to run here (empty when nothing), and whether it reads images.
+fn gguf_readiness(path: &Path, projector: Option<&Path>) -> (Vec<String>, bool) {
+    use medgemma_models::gguf::{config, GgufFile};
+    let file = match GgufFile::open(path) {
+        Ok(f) => f,
+        Err(e) => return (vec![format!("a complete, valid GGUF file ({e})")], false),
+    };
+    if let Err(e) = config::text_config(&file) {
+        return (vec![format!("a Gemma 3 model ({e})")], false);
+    }
+    let has_image_tokens = file.has_token("<image_soft_token>");
+    match projector {
+        Some(p) => match GgufFile::open(p).and_then(|f| config::projector_config(&f)) {
+            Ok(_) => (Vec::new(), true),
+            Err(e) => (vec![format!("a valid vision projector ({e})")], false),
+        },
+        // A multimodal model is listed as incomplete without its projector
+        // (drafts need images); a text-only Gemma 3 is complete as it is.
+        None if has_image_tokens => (vec!["its vision projector (an mmproj-….gguf file beside it)".into()], false),
+        None => (Vec::new(), false),
+    }
+}
+
 /// The quantization a GGUF file's name states, as the community names them
 /// (`…-Q4_K_M.gguf`, `…-f16.gguf`); "unknown" otherwise.
-fn gguf_quantization(stem: &str) -> String {
+pub fn gguf_quantization(stem: &str) -> String {
     let upper = stem.to_ascii_uppercase();
     let known = ["IQ4_XS", "IQ4_NL", "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_0", "Q4_1", "Q4_K_S", "Q4_K_M", "Q5_0", "Q5_1", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "BF16", "F16", "F32"];
     known.iter().find(|q| upper.ends_with(*q)).map_or_else(|| "unknown".into(), |q| q.to_string())
@@ -346,20 +366,27 @@ mod tests {
     }
 
     #[test]
-    fn gguf_files_are_listed_with_their_projector_and_not_offered() {
+    fn gguf_files_are_listed_with_their_projector_and_offered_when_complete() {
         let tmp = tempfile::tempdir().unwrap();
         let models = tmp.path().join(MODELS_DIR);
         let pair = models.join("medgemma-gguf");
+        let alone = models.join("alone");
         std::fs::create_dir_all(&pair).unwrap();
-        std::fs::write(pair.join("medgemma-4b-it-Q4_K_M.gguf"), b"GGUF\x03\0\0\0rest").unwrap();
-        std::fs::write(pair.join("mmproj-F16.gguf"), b"GGUF\x03\0\0\0").unwrap();
+        std::fs::create_dir_all(&alone).unwrap();
+        // The tiny Gemma 3 converted as llama.cpp converts MedGemma: decoder + projector.
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/gguf");
+        std::fs::copy(fixture.join("tiny-gemma3-f32.gguf"), pair.join("medgemma-4b-it-Q4_K_M.gguf")).unwrap();
+        std::fs::copy(fixture.join("mmproj-tiny-gemma3-f32.gguf"), pair.join("mmproj-F16.gguf")).unwrap();
+        std::fs::copy(fixture.join("tiny-gemma3-f32.gguf"), alone.join("tiny-Q8_0.gguf")).unwrap();
         std::fs::write(models.join("broken-Q8_0.gguf"), b"not gguf").unwrap();
         let all = scan_folder(&models, "data folder");
-        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all.len(), 3, "{all:?}");
         let m = all.iter().find(|m| m.id == "medgemma-4b-it-Q4_K_M").unwrap();
         assert_eq!((m.format.as_str(), m.dtype.as_str(), m.vision), ("gguf", "Q4_K_M", true));
         assert_eq!(m.catalog_id.as_deref(), Some("medgemma-4b-it-gguf-q4_k_m"));
-        assert!(!m.usable(), "not offered until GGUF support arrives");
+        assert!(m.usable(), "{:?}", m.missing);
+        let lone = all.iter().find(|m| m.id == "tiny-Q8_0").unwrap();
+        assert!(!lone.usable() && lone.missing[0].contains("vision projector"), "{:?}", lone.missing);
         let broken = all.iter().find(|m| m.id == "broken-Q8_0").unwrap();
         assert!(broken.missing[0].contains("valid GGUF"), "{:?}", broken.missing);
         assert!(!broken.vision);

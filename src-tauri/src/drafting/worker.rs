@@ -123,7 +123,7 @@ impl Worker {
                         reuse.clear();
                         set_loaded(None);
                         (job.events)(DraftEvent::Loading { model: job.model_dir.display().to_string() });
-                        loaded = Some((LoadedModel::load(&job.model_dir, job.device, hashes.as_deref())?, job.device));
+                        loaded = Some((LoadedModel::load(&job.model_dir, None, job.device, hashes.as_deref())?, job.device));
                         set_loaded(Some(job.model_dir.clone()));
                     }
                     let loaded = loaded.as_ref().map(|(m, _)| m);
