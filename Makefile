@@ -112,6 +112,7 @@ bench: build $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 	@tests/fixtures/dicom/bench.sh $(CACHE)/venv-dicom/bin/python $(BIN) 5 > target/bench/imaging.md
 	@models/benches/vision.sh $(CACHE)/venv-fixtures/bin/python $(BIN) 2 5 > target/bench/vision.md
 	@models/benches/text.sh $(CACHE)/venv-fixtures/bin/python $(BIN) 2 3 > target/bench/text.md
+	@models/benches/gguf.sh $(BIN) 2 5 > target/bench/gguf.md
 	@tests/store/bench.sh $(BIN) 10000 5 > target/bench/store.md
 	@$(MAKE) --no-print-directory bench-report
 
@@ -119,7 +120,7 @@ bench: build $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 bench-report:
 	@{ echo "# Benchmarks"; echo; \
 	  echo "Written by \`make bench\` on $$(date -u +%Y-%m-%d), $$(nproc) cores, $$(awk '/MemTotal/ {printf "%.0f GiB", $$2/1048576}' /proc/meminfo), $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). Local build with \`-C target-cpu=native\`."; \
-	  for part in target/bench/imaging.md target/bench/store.md target/bench/bundle.md target/bench/vision.md target/bench/text.md; do [ -f $$part ] && { echo; cat $$part; }; done; } > docs/benchmarks.md
+	  for part in target/bench/imaging.md target/bench/store.md target/bench/bundle.md target/bench/gguf.md target/bench/vision.md target/bench/text.md; do [ -f $$part ] && { echo; cat $$part; }; done; } > docs/benchmarks.md
 	@echo "==> Wrote docs/benchmarks.md"
 
 bundle: deps ui

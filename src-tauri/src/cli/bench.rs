@@ -135,6 +135,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 
     let params = GenerationParams { max_new_tokens: args.gen_tokens, ignore_eos: true, ..Default::default() };
     let cancel = AtomicBool::new(false);
+    // A warm-up run first, as llama-bench does: a short prompt and one token
+    // (weights repacked for the CPU kernels on first use, pages touched).
+    let warm = GenerationParams { max_new_tokens: 2, ignore_eos: true, ..Default::default() };
+    model
+        .generate_from_pixels(&ids[..ids.len().min(32)], &[], &warm, &mut |_| {}, &cancel, Instant::now())
+        .map_err(|e| e.to_string())?;
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
     for _ in 0..args.repetitions {
         let out = model
