@@ -3,18 +3,19 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Module, Tensor, D};
 
 use crate::error::Result;
+use crate::quantized_matmul::QuantizedMatrix;
 use crate::weights::Weights;
 
 /// `y = x Wᵀ + b`, with W stored [out, in] as in PyTorch's Linear: dense,
-/// or a quantized GGUF matrix (computed by candle's quantized kernels).
+/// or a quantized GGUF matrix (see `quantized_matmul`).
 #[derive(Debug, Clone)]
 pub enum Linear {
     Dense { weight: Tensor, bias: Option<Tensor> },
-    Quantized { weight: QMatMul, bias: Option<Tensor> },
+    Quantized { weight: QuantizedMatrix, bias: Option<Tensor> },
 }
 
 impl Linear {
@@ -26,7 +27,7 @@ impl Linear {
         Self::Dense { weight, bias }
     }
 
-    pub fn quantized(weight: QMatMul, bias: Option<Tensor>) -> Self {
+    pub fn quantized(weight: QuantizedMatrix, bias: Option<Tensor>) -> Self {
         Self::Quantized { weight, bias }
     }
 
@@ -73,7 +74,7 @@ impl Embedding {
     pub fn tied_head(&self) -> candle_core::Result<Linear> {
         match self {
             Self::Dense(t) => Ok(Linear::from_weight(t.clone())),
-            Self::Quantized { table, .. } => Ok(Linear::quantized(QMatMul::from_arc(table.clone())?, None)),
+            Self::Quantized { table, .. } => Ok(Linear::quantized(QuantizedMatrix::new(table.clone())?, None)),
         }
     }
 }

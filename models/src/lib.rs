@@ -24,6 +24,7 @@ mod layers;
 pub mod memory;
 pub mod model;
 pub mod processor;
+pub mod quantized_matmul;
 pub mod resample;
 pub mod reuse;
 pub mod siglip;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use serde_json::Value;
 
@@ -165,7 +165,7 @@ impl Weights {
                 if is_float(q.dtype()) {
                     Ok(Linear::dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?, bias))
                 } else {
-                    Ok(Linear::quantized(QMatMul::from_arc(Arc::new(q))?, bias))
+                    Ok(Linear::quantized(crate::quantized_matmul::QuantizedMatrix::new(Arc::new(q))?, bias))
                 }
             }
             Source::Safetensors { .. } => Ok(Linear::dense(self.get(&weight_name, &[out_dim, in_dim])?, bias)),

@@ -1,0 +1,225 @@
+//! Products with GGUF block-quantized matrices: `y = x Wᵀ` for W stored
+//! [out, in] in a GGUF quant type.
+//!
+//! On the CPU, a few rows of activations at a time (the decode step, one
+//! token) go through our own kernels for the types Gemma 3 GGUF files are made
+//! of (Q8_0, Q4_K, Q6_K): the activations are quantized to 8 bits per block
+//! as llama.cpp does, each weight row is read once straight from the file's
+//! blocks (no repacked copy), and the rows are shared among candle's CPU
+//! worker threads. Long prompts of Q8_0 rows whose length candle's tiled
+//! kernels do not take (not a multiple of 256, as Gemma 3 270M's 640) are
+//! dequantized and multiplied in f32. Everything else is candle's `QMatMul`.
+
+mod formats;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::sync::{Arc, OnceLock};
+
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+
+pub use formats::{dot_rows_scalar, Activation, Format};
+
+/// Rows of activations up to which the matrix-vector kernels are used.
+const MAX_GEMV_ROWS: usize = 4;
+/// Weight rows handed to a thread at a time.
+const ROWS_PER_ITEM: usize = 16;
+
+type DotRows = fn(Format, &[u8], usize, &Activation, &mut [f32]);
+
+/// The dot-product kernels this CPU runs, fastest first.
+fn available_kernels() -> Vec<(&'static str, DotRows)> {
+    #[allow(unused_mut)]
+    let mut kernels: Vec<(&'static str, DotRows)> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if x86::avx512_available() {
+            kernels.push(("avx512", |format, w, k, a, out| {
+                // SAFETY: avx512_available() checked the CPU features; the
+                // caller passes `out.len()` whole rows of `k` weights.
+                unsafe {
+                    match format {
+                        Format::Q8_0 => x86::dot_rows_q8_0(w, k, a, out),
+                        Format::Q4K => x86::dot_rows_q4k_avx512(w, k, a, out),
+                        Format::Q6K => x86::dot_rows_q6k_avx512(w, k, a, out),
+                    }
+                }
+            }));
+        }
+        if x86::available() {
+            kernels.push(("avx2", |format, w, k, a, out| {
+                // SAFETY: as above, with x86::available().
+                unsafe {
+                    match format {
+                        Format::Q8_0 => x86::dot_rows_q8_0(w, k, a, out),
+                        Format::Q4K => x86::dot_rows_q4k(w, k, a, out),
+                        Format::Q6K => x86::dot_rows_q6k(w, k, a, out),
+                    }
+                }
+            }));
+        }
+    }
+    kernels.push(("scalar", dot_rows_scalar));
+    kernels
+}
+
+/// The fastest dot-product kernels this CPU runs.
+fn dot_rows() -> DotRows {
+    static KERNEL: OnceLock<(&'static str, DotRows)> = OnceLock::new();
+    KERNEL.get_or_init(|| available_kernels()[0]).1
+}
+
+/// The name of the CPU kernels in use ("avx512", "avx2" or "scalar").
+pub fn kernel_name() -> &'static str {
+    static NAME: OnceLock<&'static str> = OnceLock::new();
+    NAME.get_or_init(|| available_kernels()[0].0)
+}
+
+/// A quantized weight matrix [out, in].
+#[derive(Debug, Clone)]
+pub struct QuantizedMatrix {
+    tensor: Arc<QTensor>,
+    candle: QMatMul,
+    /// Set when our kernels take this matrix (a CPU tensor of a known type).
+    format: Option<Format>,
+    out_dim: usize,
+    in_dim: usize,
+}
+
+impl QuantizedMatrix {
+    pub fn new(tensor: Arc<QTensor>) -> candle_core::Result<Self> {
+        let (out_dim, in_dim) = tensor.shape().dims2()?;
+        let format = match (tensor.device(), tensor.dtype()) {
+            (Device::Cpu, GgmlDType::Q8_0) => Some(Format::Q8_0),
+            (Device::Cpu, GgmlDType::Q4K) => Some(Format::Q4K),
+            (Device::Cpu, GgmlDType::Q6K) => Some(Format::Q6K),
+            _ => None,
+        }
+        .filter(|f| in_dim % f.block().0 == 0);
+        Ok(Self { candle: QMatMul::from_arc(tensor.clone())?, tensor, format, out_dim, in_dim })
+    }
+
+    /// `x Wᵀ` for f32 `x` [..., in].
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let Some(format) = self.format else {
+            return self.candle.forward(x);
+        };
+        let rows = x.elem_count() / self.in_dim;
+        if rows <= MAX_GEMV_ROWS && x.dtype() == DType::F32 {
+            return self.gemv(format, x);
+        }
+        if format == Format::Q8_0 && self.in_dim % formats::QK_K != 0 {
+            // candle's tiled kernels need rows of whole 256s; its fallback
+            // for others is a scalar-order loop, far slower than f32 GEMM.
+            let w = self.tensor.dequantize(x.device())?;
+            return x.broadcast_matmul(&w.t()?);
+        }
+        self.candle.forward(x)
+    }
+
+    fn gemv(&self, format: Format, x: &Tensor) -> candle_core::Result<Tensor> {
+        let (n, k) = (self.out_dim, self.in_dim);
+        let xs = x.flatten_all()?.to_vec1::<f32>()?;
+        let block = format.block().0;
+        let acts: Vec<Activation> =
+            xs.chunks_exact(k).map(|row| Activation::quantize(row, block)).collect();
+        let data = self.tensor.data()?;
+        let weights: &[u8] = &data;
+        let row_bytes = format.row_bytes(k);
+        let mut out = vec![0f32; acts.len() * n];
+        let dst = SendPtr(out.as_mut_ptr());
+        let kernel = dot_rows();
+        candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_ITEM), |items| {
+            let (r0, r1) = (items.start * ROWS_PER_ITEM, (items.end * ROWS_PER_ITEM).min(n));
+            let w = &weights[r0 * row_bytes..r1 * row_bytes];
+            for (t, a) in acts.iter().enumerate() {
+                // SAFETY: each thread writes only rows r0..r1 of each output
+                // row t; the ranges handed out are disjoint and within `out`.
+                let o = unsafe { std::slice::from_raw_parts_mut(dst.at(t * n + r0), r1 - r0) };
+                kernel(format, w, k, a, o);
+            }
+        });
+        let mut shape = x.dims().to_vec();
+        if let Some(last) = shape.last_mut() {
+            *last = n;
+        }
+        Tensor::from_vec(out, shape, x.device())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to hand disjoint output ranges to the pool's threads.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    /// # Safety
+    /// `i` is within the buffer.
+    unsafe fn at(self, i: usize) -> *mut f32 {
+        self.0.add(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        // A small LCG: the values only need to be varied and repeatable.
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+            })
+            .collect()
+    }
+
+    fn matrix(dtype: GgmlDType, n: usize, k: usize) -> (QuantizedMatrix, Tensor) {
+        let w = Tensor::from_vec(random(n * k, 7), (n, k), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let dense = q.dequantize(&Device::Cpu).unwrap();
+        (QuantizedMatrix::new(Arc::new(q)).unwrap(), dense)
+    }
+
+    /// Every SIMD kernel set this CPU runs gives the scalar reference's sums (same integers,
+    /// float order differs), for every format, including odd row counts.
+    #[test]
+    fn simd_kernels_match_the_scalar_reference() {
+        for (dtype, format) in [(GgmlDType::Q8_0, Format::Q8_0), (GgmlDType::Q4K, Format::Q4K), (GgmlDType::Q6K, Format::Q6K)] {
+            let (n, k) = (37, 1024 + if format == Format::Q8_0 { 96 } else { 0 });
+            let (m, _) = matrix(dtype, n, k);
+            let data = m.tensor.data().unwrap();
+            let a = Activation::quantize(&random(k, 3), format.block().0);
+            let mut slow = vec![0f32; n];
+            dot_rows_scalar(format, &data, k, &a, &mut slow);
+            for (name, kernel) in available_kernels() {
+                let mut fast = vec![0f32; n];
+                kernel(format, &data, k, &a, &mut fast);
+                for (f, s) in fast.iter().zip(&slow) {
+                    assert!((f - s).abs() <= 1e-4 * (1.0 + s.abs()), "{name} {format:?}: {f} vs {s}");
+                }
+            }
+        }
+    }
+
+    /// The product equals the dequantized f32 product up to the 8-bit
+    /// rounding of the activations (well under 1 % of the output's scale).
+    #[test]
+    fn products_match_dequantized_f32_for_one_and_many_rows() {
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K] {
+            let (n, k) = (48, 640 + if dtype == GgmlDType::Q8_0 { 0 } else { 128 });
+            let (m, dense) = matrix(dtype, n, k);
+            for rows in [1, 3, 9] {
+                let x = Tensor::from_vec(random(rows * k, 11), (1, rows, k), &Device::Cpu).unwrap();
+                let ours = m.forward(&x).unwrap();
+                assert_eq!(ours.dims(), &[1, rows, n]);
+                let reference = x.broadcast_matmul(&dense.t().unwrap()).unwrap();
+                let scale = reference.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let err = (ours - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(err < 0.01 * scale, "{dtype:?} rows={rows}: max error {err} against scale {scale}");
+            }
+        }
+    }
+}
