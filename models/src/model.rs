@@ -336,7 +336,7 @@ impl Model {
         };
         stats.prefill_ms = ms(prefill_start);
         stats.prefill_tok_s = per_second(ids.len() - from, stats.prefill_ms);
-        reuse.keep_checkpoint(Checkpoint { ids: ids.to_vec(), image_keys: keys.clone(), cache: cache.clone(), logits: Some(logits.clone()) });
+        reuse.keep_checkpoint(Checkpoint { ids: ids.to_vec(), image_keys: keys.clone(), cache: cache.try_clone()?, logits: Some(logits.clone()) });
 
         let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
         // The conversation so far, as far as the cache has read it: a follow-up starts here.
@@ -391,18 +391,23 @@ impl Model {
             if n == 0 || c.image_keys.len() < images || c.image_keys[..images] != keys[..images] {
                 continue;
             }
-            if best.is_none_or(|(m, _)| n > m) && (n == c.ids.len() || c.cache.clone().truncate(n)) {
+            if best.is_none_or(|(m, _)| n > m) && (n == c.ids.len() || c.cache.can_truncate(n)) {
                 best = Some((n, c));
             }
         }
         match best {
             Some((n, c)) => {
-                let mut cache = c.cache.clone();
-                if cache.truncate(n) {
-                    let logits = (n == ids.len()).then(|| c.logits.clone()).flatten();
-                    return (cache, n, logits);
+                // A copy that fails (out of memory) only costs the reuse.
+                match c.cache.try_clone() {
+                    Ok(mut cache) => {
+                        if cache.truncate(n) {
+                            let logits = (n == ids.len()).then(|| c.logits.clone()).flatten();
+                            return (cache, n, logits);
+                        }
+                        (self.gemma.text.new_cache(), 0, None)
+                    }
+                    Err(_) => (self.gemma.text.new_cache(), 0, None),
                 }
-                (self.gemma.text.new_cache(), 0, None)
             }
             None => (self.gemma.text.new_cache(), 0, None),
         }

@@ -7,11 +7,25 @@ use super::attention_mask::TokenKind;
 use crate::error::Result;
 
 pub struct LayerCache {
+    /// Keys and values [1, kv_heads, capacity, head_dim], written in place:
+    /// positions [0, len) hold the cached tokens.
     k: Option<Tensor>,
     v: Option<Tensor>,
+    len: usize,
     /// Absolute position of the first cached key.
     start: usize,
     window: Option<usize>,
+}
+
+/// A new buffer [1, kv, capacity, hd] holding `len` positions of `from`
+/// starting at `offset`.
+fn copy_into_new(from: &Tensor, offset: usize, len: usize, capacity: usize) -> Result<Tensor> {
+    let (b, kv, _, hd) = from.dims4()?;
+    let buf = Tensor::zeros((b, kv, capacity, hd), from.dtype(), from.device())?;
+    if len > 0 {
+        buf.slice_set(&from.narrow(2, offset, len)?.contiguous()?, 2, 0)?;
+    }
+    Ok(buf)
 }
 
 impl LayerCache {
@@ -20,37 +34,58 @@ impl LayerCache {
         self.start
     }
 
-    /// Appends the new keys and values ([1, kv_heads, t, head_dim]) and returns all cached ones.
+    /// Appends the new keys and values ([1, kv_heads, t, head_dim]) and returns all cached ones
+    /// (views of the buffers: a decode step copies only its own token).
     pub fn append(&mut self, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (k, v) = match (&self.k, &self.v) {
-            (Some(pk), Some(pv)) => (Tensor::cat(&[pk, k], 2)?, Tensor::cat(&[pv, v], 2)?),
-            _ => (k.clone(), v.clone()),
+        let need = self.len + k.dim(2)?;
+        let capacity = self.k.as_ref().map_or(Ok(0), |b| b.dim(2))?;
+        if need > capacity {
+            // Grow by half at least, in steps of 256 positions.
+            let capacity = need.max(capacity + capacity / 2).next_multiple_of(256);
+            let grow = |old: &Option<Tensor>, new: &Tensor| match old {
+                Some(old) => copy_into_new(old, 0, self.len, capacity),
+                None => copy_into_new(new, 0, 0, capacity),
+            };
+            self.k = Some(grow(&self.k, k)?);
+            self.v = Some(grow(&self.v, v)?);
+        }
+        let (Some(kb), Some(vb)) = (&self.k, &self.v) else {
+            unreachable!("the buffers were just allocated")
         };
-        self.k = Some(k.clone());
-        self.v = Some(v.clone());
-        Ok((k, v))
+        kb.slice_set(&k.contiguous()?, 2, self.len)?;
+        vb.slice_set(&v.contiguous()?, 2, self.len)?;
+        self.len = need;
+        Ok((kb.narrow(2, 0, need)?, vb.narrow(2, 0, need)?))
     }
 
-    fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.dim(2).unwrap_or(0))
-    }
-
+    /// Drops keys no query can see any more on a sliding layer. The mask
+    /// hides keys beyond the window, so this runs only once a quarter window
+    /// has piled up, not at every step.
     fn trim(&mut self) -> Result<()> {
         let Some(window) = self.window else { return Ok(()) };
         let keep = window.saturating_sub(1);
-        let len = self.len();
-        if len > keep {
-            let drop = len - keep;
-            self.k = Some(self.k.as_ref().map(|k| k.narrow(2, drop, keep)).transpose()?.unwrap().contiguous()?);
-            self.v = Some(self.v.as_ref().map(|v| v.narrow(2, drop, keep)).transpose()?.unwrap().contiguous()?);
+        if self.len <= keep + (keep / 4).max(32) {
+            return Ok(());
+        }
+        let drop = self.len - keep;
+        if let (Some(k), Some(v)) = (&self.k, &self.v) {
+            let capacity = k.dim(2)?;
+            let (k, v) = (copy_into_new(k, drop, keep, capacity)?, copy_into_new(v, drop, keep, capacity)?);
+            self.k = Some(k);
+            self.v = Some(v);
             self.start += drop;
+            self.len = keep;
         }
         Ok(())
     }
+
+    /// A copy that shares no storage (the buffers are written in place).
+    fn deep_clone(&self) -> Result<Self> {
+        let copy = |t: &Option<Tensor>| t.as_ref().map(|t| copy_into_new(t, 0, self.len, self.len.max(1))).transpose();
+        Ok(Self { k: copy(&self.k)?, v: copy(&self.v)?, len: self.len, start: self.start, window: self.window })
+    }
 }
 
-/// The decoder's memory of one conversation: every layer's keys and values and
-/// what kind each position was (text, or a soft token of image n).
 pub struct KvCache {
     layers: Vec<LayerCache>,
     kinds: Vec<TokenKind>,
@@ -60,7 +95,7 @@ impl KvCache {
     /// One entry per layer: `Some(window)` for sliding layers.
     pub fn new(windows: Vec<Option<usize>>) -> Self {
         Self {
-            layers: windows.into_iter().map(|window| LayerCache { k: None, v: None, start: 0, window }).collect(),
+            layers: windows.into_iter().map(|window| LayerCache { k: None, v: None, len: 0, start: 0, window }).collect(),
             kinds: Vec::new(),
         }
     }
@@ -93,31 +128,24 @@ impl KvCache {
     /// `len` tokens. Returns false (and changes nothing) when a sliding layer
     /// has already dropped keys that position `len - 1` would still attend to.
     pub fn truncate(&mut self, len: usize) -> bool {
-        let seen = self.seen();
-        if len > seen {
-            return false;
-        }
-        let feasible = self.layers.iter().all(|l| match l.window {
-            // Keys at [len - (window - 1), len) are needed, and the layer holds [start, seen).
-            Some(w) => l.start == 0 || len >= l.start + w.saturating_sub(1),
-            None => l.start == 0,
-        });
-        if !feasible {
+        if !self.can_truncate(len) {
             return false;
         }
         for l in &mut self.layers {
-            let keep = len.saturating_sub(l.start);
-            let narrow = |t: &Option<Tensor>| t.as_ref().map(|t| t.narrow(2, 0, keep)).transpose();
-            match (narrow(&l.k), narrow(&l.v)) {
-                (Ok(k), Ok(v)) => {
-                    l.k = if keep == 0 { None } else { k };
-                    l.v = if keep == 0 { None } else { v };
-                }
-                _ => return false,
-            }
+            l.len = len.saturating_sub(l.start);
         }
         self.kinds.truncate(len);
         true
+    }
+
+    /// Whether `truncate(len)` would succeed.
+    pub fn can_truncate(&self, len: usize) -> bool {
+        len <= self.seen()
+            && self.layers.iter().all(|l| match l.window {
+                // Keys at [len - (window - 1), len) are needed, and the layer holds [start, seen).
+                Some(w) => l.start == 0 || len >= l.start + w.saturating_sub(1),
+                None => l.start == 0,
+            })
     }
 
     /// Bytes held by the cached keys and values.
@@ -131,15 +159,10 @@ impl KvCache {
     }
 }
 
-impl Clone for KvCache {
-    fn clone(&self) -> Self {
-        Self {
-            layers: self
-                .layers
-                .iter()
-                .map(|l| LayerCache { k: l.k.clone(), v: l.v.clone(), start: l.start, window: l.window })
-                .collect(),
-            kinds: self.kinds.clone(),
-        }
+impl KvCache {
+    /// An independent copy (a checkpoint for prompt reuse): the buffers are
+    /// written in place, so a clone must not share them.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self { layers: self.layers.iter().map(LayerCache::deep_clone).collect::<Result<_>>()?, kinds: self.kinds.clone() })
     }
 }

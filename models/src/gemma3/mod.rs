@@ -3,6 +3,7 @@
 //! `<image_soft_token>` rows.
 
 pub mod attention_mask;
+mod few_query_attention;
 pub mod kv_cache;
 pub mod text;
 

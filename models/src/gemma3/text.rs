@@ -66,10 +66,25 @@ impl Attention {
 
         // Grouped-query attention: each kv head serves `groups` query heads.
         let groups = self.num_heads / self.num_kv_heads;
-        let s = k.dim(2)?;
         let q = q.reshape((self.num_kv_heads, groups * t, self.head_dim))?;
-        let k = k.reshape((self.num_kv_heads, s, self.head_dim))?;
-        let v = v.reshape((self.num_kv_heads, s, self.head_dim))?;
+        // Views into the cache's buffers (squeeze, unlike reshape, never copies).
+        let (k, v) = (k.squeeze(0)?, v.squeeze(0)?);
+        let params = super::few_query_attention::Params { t, scale: self.scale as f32, softcap: self.softcap.map(|c| c as f32) };
+        let out = match super::few_query_attention::attend(&q, &k, &v, mask, &params)? {
+            Some(out) => out,
+            None => self.attend_by_matmul(&q, &k, &v, mask, t)?,
+        }; // [kv, groups*t, hd]
+        let out = out
+            .reshape((self.num_heads, t, self.head_dim))?
+            .transpose(0, 1)?
+            .reshape((t, self.num_heads * self.head_dim))?;
+        Ok(self.o_proj.forward(&out)?)
+    }
+
+    /// softmax(q kᵀ·scale + mask) v with candle's matmul (long prompts, GPUs).
+    fn attend_by_matmul(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, t: usize) -> candle_core::Result<Tensor> {
+        let groups = self.num_heads / self.num_kv_heads;
+        let s = k.dim(1)?;
         let mut scores = (q.matmul(&k.t()?)? * self.scale)?;
         if let Some(cap) = self.softcap {
             scores = ((scores / cap)?.tanh()? * cap)?;
@@ -80,12 +95,7 @@ impl Attention {
             None => scores,
         };
         let probs = softmax_f32(&scores)?.reshape((self.num_kv_heads, groups * t, s))?;
-        let out = probs.matmul(&v)?; // [kv, groups*t, hd]
-        let out = out
-            .reshape((self.num_heads, t, self.head_dim))?
-            .transpose(0, 1)?
-            .reshape((t, self.num_heads * self.head_dim))?;
-        Ok(self.o_proj.forward(&out)?)
+        probs.matmul(v)
     }
 }
 
@@ -106,8 +116,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        // candle's `gelu` is the tanh approximation (gelu_pytorch_tanh).
-        self.down.forward(&(self.gate.forward(x)?.gelu()? * self.up.forward(x)?)?)
+        // Gemma's gelu_pytorch_tanh, fused with the gate product.
+        self.down.forward(&crate::layers::gelu_tanh_mul(&self.gate.forward(x)?, &self.up.forward(x)?)?)
     }
 }
 

@@ -81,6 +81,22 @@ impl Activation {
     }
 }
 
+/// Rounds each block of 32 values to what Q8_0 holds of it (d·round(x/d),
+/// d = max|x|/127): the precision llama.cpp multiplies Q8_0 weights at.
+pub fn round_to_q8_0(x: &mut [f32]) {
+    for block in x.chunks_mut(QK8_0) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            continue;
+        }
+        let d = amax / 127.0;
+        let id = 1.0 / d;
+        for v in block.iter_mut() {
+            *v = (*v * id).round() * d;
+        }
+    }
+}
+
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }

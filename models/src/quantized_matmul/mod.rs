@@ -109,13 +109,55 @@ impl QuantizedMatrix {
         if rows <= MAX_GEMV_ROWS && x.dtype() == DType::F32 {
             return self.gemv(format, x);
         }
-        if format == Format::Q8_0 && self.in_dim % formats::QK_K != 0 {
-            // candle's tiled kernels need rows of whole 256s; its fallback
-            // for others is a scalar-order loop, far slower than f32 GEMM.
-            let w = self.tensor.dequantize(x.device())?;
-            return x.broadcast_matmul(&w.t()?);
+        if format == Format::Q8_0 && self.in_dim % formats::QK_K != 0 && x.dtype() == DType::F32 {
+            return self.q8_0_by_f32_gemm(x);
         }
         self.candle.forward(x)
+    }
+
+    /// Many rows against a Q8_0 matrix whose rows candle's tiled kernels do
+    /// not take (not whole 256s; its fallback is a scalar-order loop): the
+    /// activations rounded to Q8_0 as llama.cpp and our decode step quantize
+    /// them, the weights dequantized, in f32 GEMM. Large matrices (a tied
+    /// output head) go a slice of rows at a time, to bound the f32 copy.
+    fn q8_0_by_f32_gemm(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        const MAX_ELEMENTS: usize = 1 << 22;
+        let mut xs = x.flatten_all()?.to_vec1::<f32>()?;
+        formats::round_to_q8_0(&mut xs);
+        let x = Tensor::from_vec(xs, x.shape(), x.device())?;
+        let rows = (MAX_ELEMENTS / self.in_dim).max(1);
+        if rows >= self.out_dim {
+            return x.broadcast_matmul(&self.dequantize_q8_0(0, self.out_dim)?.t()?);
+        }
+        let parts = (0..self.out_dim)
+            .step_by(rows)
+            .map(|r0| x.broadcast_matmul(&self.dequantize_q8_0(r0, (r0 + rows).min(self.out_dim))?.t()?))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Tensor::cat(&parts, x.rank() - 1)
+    }
+
+    /// Rows r0..r1 of the Q8_0 matrix in f32, shared among the CPU pool's
+    /// threads (candle's `dequantize` runs on one, and takes the whole matrix).
+    fn dequantize_q8_0(&self, r0: usize, r1: usize) -> candle_core::Result<Tensor> {
+        let (n, k) = (r1 - r0, self.in_dim);
+        let data = self.tensor.data()?;
+        let blocks: &[u8] = &data[formats::Format::Q8_0.row_bytes(k) * r0..formats::Format::Q8_0.row_bytes(k) * r1];
+        let mut out = vec![0f32; n * k];
+        let dst = SendPtr::new(out.as_mut_ptr());
+        let per_item = ROWS_PER_ITEM * k / formats::QK8_0;
+        candle_core::utils::barrier_pool().execute_chunked((n * k / formats::QK8_0).div_ceil(per_item), |items| {
+            let (b0, b1) = (items.start * per_item, (items.end * per_item).min(n * k / formats::QK8_0));
+            // SAFETY: disjoint block ranges, each 32 values of `out`.
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.at(b0 * formats::QK8_0), (b1 - b0) * formats::QK8_0) };
+            let src = &blocks[b0 * formats::Q8_0_BYTES..b1 * formats::Q8_0_BYTES];
+            for (blk, vals) in src.chunks_exact(formats::Q8_0_BYTES).zip(o.chunks_exact_mut(formats::QK8_0)) {
+                let d = formats::f16_at(blk, 0);
+                for (v, &q) in vals.iter_mut().zip(&blk[2..]) {
+                    *v = d * q as i8 as f32;
+                }
+            }
+        });
+        Tensor::from_vec(out, (n, k), &Device::Cpu)
     }
 
     fn gemv(&self, format: Format, x: &Tensor) -> candle_core::Result<Tensor> {
@@ -128,7 +170,7 @@ impl QuantizedMatrix {
         let weights: &[u8] = &data;
         let row_bytes = format.row_bytes(k);
         let mut out = vec![0f32; acts.len() * n];
-        let dst = SendPtr(out.as_mut_ptr());
+        let dst = SendPtr::new(out.as_mut_ptr());
         let kernel = dot_rows();
         candle_core::utils::barrier_pool().execute_chunked(n.div_ceil(ROWS_PER_ITEM), |items| {
             let (r0, r1) = (items.start * ROWS_PER_ITEM, (items.end * ROWS_PER_ITEM).min(n));
@@ -148,15 +190,21 @@ impl QuantizedMatrix {
     }
 }
 
+/// An output buffer shared by the CPU pool's threads, each writing its own
+/// disjoint range.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(*mut f32);
 // SAFETY: used only to hand disjoint output ranges to the pool's threads.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
+    pub(crate) fn new(p: *mut f32) -> Self {
+        Self(p)
+    }
+
     /// # Safety
     /// `i` is within the buffer.
-    unsafe fn at(self, i: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(self, i: usize) -> *mut f32 {
         self.0.add(i)
     }
 }
