@@ -97,6 +97,20 @@ pub fn round_to_q8_0(x: &mut [f32]) {
     }
 }
 
+/// Quantizes rows of `x` to Q8_0 for the integer GEMM: per block of 32,
+/// d = max|x|/127 into `d`, and round(x/d) + 128 as unsigned bytes into `q`.
+pub fn quantize_q8_0_offset(x: &[f32], q: &mut [u8], d: &mut [f32]) {
+    for ((xs, qs), dd) in x.chunks_exact(QK8_0).zip(q.chunks_exact_mut(QK8_0)).zip(d.iter_mut()) {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let id = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+        for (qv, &v) in qs.iter_mut().zip(xs) {
+            *qv = ((v * id).round() as i32 + 128) as u8;
+        }
+        *dd = scale;
+    }
+}
+
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }

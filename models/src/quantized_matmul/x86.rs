@@ -345,3 +345,96 @@ pub unsafe fn dot_rows_q6k_avx512(w: &[u8], k: usize, a: &Activation, out: &mut 
         *o = _mm512_reduce_add_ps(acc);
     }
 }
+
+/// Rows of a Q8_0 matrix taken together by `gemm_q8_0_avx512`: one 512-bit
+/// register holds the same four weights of each.
+pub const GEMM_TILE_ROWS: usize = 16;
+
+/// Many activation rows times a Q8_0 matrix (prompt processing), on AVX-512
+/// VNNI. `w` holds up to `GEMM_TILE_ROWS` rows (`rows` of them) of `k`
+/// weights; `acts` are the token rows quantized to Q8_0 with `+128` (as
+/// unsigned bytes, `act_u8`), and `out[c * ldo + r]` receives token c's
+/// product with row r.
+///
+/// The tile's rows are first interleaved four bytes at a time, so one
+/// `vpdpbusd` multiplies four activation bytes (broadcast) with four weights
+/// of each of the 16 rows. The +128 offset makes the activations unsigned
+/// (as `vpdpbusd` needs); 128·Σw per row and block is subtracted back, so
+/// each block's integer sum is exactly Σ a·w, scaled in f32 as llama.cpp does.
+///
+/// # Safety
+/// The CPU has AVX-512 F, BW and VNNI; `w` holds `rows` rows of `k` Q8_0
+/// weights; `act_u8` holds `tokens × k` bytes and `act_d` `tokens × k/32`
+/// scales; `out` points to `(tokens - 1) * ldo + rows` values that no other
+/// thread writes (other tiles write other columns of the same rows).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_q8_0_avx512(
+    w: &[u8],
+    rows: usize,
+    k: usize,
+    act_u8: &[u8],
+    act_d: &[f32],
+    tokens: usize,
+    out: *mut f32,
+    ldo: usize,
+) {
+    let nb = k / QK8_0;
+    let row_bytes = nb * Q8_0_BYTES;
+    assert!(rows <= GEMM_TILE_ROWS && w.len() >= rows * row_bytes);
+    assert!(act_u8.len() >= tokens * k && act_d.len() >= tokens * nb);
+    // The tile, interleaved: block b, group g (4 bytes) → 64 bytes, row-major.
+    let mut tile = vec![0u8; nb * 8 * 64];
+    let mut scales = vec![0f32; nb * GEMM_TILE_ROWS];
+    let mut corr = vec![0i32; nb * GEMM_TILE_ROWS];
+    for r in 0..rows {
+        let row = &w[r * row_bytes..(r + 1) * row_bytes];
+        for (b, blk) in row.chunks_exact(Q8_0_BYTES).enumerate() {
+            scales[b * GEMM_TILE_ROWS + r] = super::formats::f16_at(blk, 0);
+            let qs = &blk[2..];
+            corr[b * GEMM_TILE_ROWS + r] = 128 * qs.iter().map(|&q| q as i8 as i32).sum::<i32>();
+            for g in 0..8 {
+                tile[(b * 8 + g) * 64 + 4 * r..][..4].copy_from_slice(&qs[4 * g..4 * g + 4]);
+            }
+        }
+    }
+    let mask: __mmask16 = if rows == GEMM_TILE_ROWS { 0xffff } else { (1u16 << rows) - 1 };
+    let tp = tile.as_ptr();
+    let mut c = 0;
+    while c + 4 <= tokens {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for b in 0..nb {
+            let wv: [__m512i; 8] = std::array::from_fn(|g| _mm512_loadu_si512(tp.add((b * 8 + g) * 64) as *const _));
+            let neg_corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(corr.as_ptr().add(b * 16) as *const _));
+            let dw = _mm512_loadu_ps(scales.as_ptr().add(b * 16));
+            for (j, a) in acc.iter_mut().enumerate() {
+                let x = act_u8.as_ptr().add((c + j) * k + b * QK8_0) as *const i32;
+                let mut s = neg_corr;
+                for (g, wg) in wv.iter().enumerate() {
+                    s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(x.add(g).read_unaligned()), *wg);
+                }
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*act_d.get_unchecked((c + j) * nb + b)));
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, *a);
+            }
+        }
+        for (j, a) in acc.iter().enumerate() {
+            _mm512_mask_storeu_ps(out.add((c + j) * ldo), mask, *a);
+        }
+        c += 4;
+    }
+    while c < tokens {
+        let mut acc = _mm512_setzero_ps();
+        for b in 0..nb {
+            let x = act_u8.as_ptr().add(c * k + b * QK8_0) as *const i32;
+            let mut s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(corr.as_ptr().add(b * 16) as *const _));
+            for g in 0..8 {
+                let wg = _mm512_loadu_si512(tp.add((b * 8 + g) * 64) as *const _);
+                s = _mm512_dpbusd_epi32(s, _mm512_set1_epi32(x.add(g).read_unaligned()), wg);
+            }
+            let scale = _mm512_mul_ps(_mm512_loadu_ps(scales.as_ptr().add(b * 16)), _mm512_set1_ps(*act_d.get_unchecked(c * nb + b)));
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
+        }
+        _mm512_mask_storeu_ps(out.add(c * ldo), mask, acc);
+        c += 1;
+    }
+}
