@@ -36,6 +36,30 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// `x Wᵢᵀ (+ bᵢ)` for several layers reading the same input; quantized
+    /// ones share one pass over the CPU threads (see `QuantizedMatrix::forward_many`).
+    pub fn forward_many(layers: &[&Linear], x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let quantized: Option<Vec<&QuantizedMatrix>> = layers
+            .iter()
+            .map(|l| match l {
+                Self::Quantized { weight, bias: None } => Some(weight),
+                _ => None,
+            })
+            .collect();
+        match quantized {
+            Some(ms) if ms.len() > 1 => {
+                let dtype = x.dtype();
+                QuantizedMatrix::forward_many(&ms, &x.to_dtype(DType::F32)?.contiguous()?)?
+                    .into_iter()
+                    .map(|y| y.to_dtype(dtype))
+                    .collect()
+            }
+            _ => layers.iter().map(|l| l.forward(x)).collect(),
+        }
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let (y, bias) = match self {

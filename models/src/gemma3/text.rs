@@ -57,9 +57,12 @@ impl Attention {
         let heads = |y: Tensor, n: usize| -> candle_core::Result<Tensor> {
             y.reshape((1, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()
         };
-        let q = heads(self.q_norm.forward(&self.q_proj.forward(x)?.reshape((t, self.num_heads, self.head_dim))?)?, self.num_heads)?;
-        let k = heads(self.k_norm.forward(&self.k_proj.forward(x)?.reshape((t, self.num_kv_heads, self.head_dim))?)?, self.num_kv_heads)?;
-        let v = heads(self.v_proj.forward(x)?, self.num_kv_heads)?;
+        let [q, k, v]: [Tensor; 3] = Linear::forward_many(&[&self.q_proj, &self.k_proj, &self.v_proj], x)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("q, k, v: three projections expected".into()))?;
+        let q = heads(self.q_norm.forward(&q.reshape((t, self.num_heads, self.head_dim))?)?, self.num_heads)?;
+        let k = heads(self.k_norm.forward(&k.reshape((t, self.num_kv_heads, self.head_dim))?)?, self.num_kv_heads)?;
+        let v = heads(v, self.num_kv_heads)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let (k, v) = cache.append(&k, &v)?;
@@ -117,7 +120,10 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         // Gemma's gelu_pytorch_tanh, fused with the gate product.
-        self.down.forward(&crate::layers::gelu_tanh_mul(&self.gate.forward(x)?, &self.up.forward(x)?)?)
+        let [gate, up]: [Tensor; 2] = Linear::forward_many(&[&self.gate, &self.up], x)?
+            .try_into()
+            .map_err(|_| candle_core::Error::Msg("gate, up: two projections expected".into()))?;
+        self.down.forward(&crate::layers::gelu_tanh_mul(&gate, &up)?)
     }
 }
 

@@ -25,9 +25,9 @@ pub const Q6_K_BYTES: usize = 210;
 /// The weight formats with our own kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    Q8_0,
-    Q4K,
-    Q6K,
+    Q8_0 = 0,
+    Q4K = 1,
+    Q6K = 2,
 }
 
 impl Format {

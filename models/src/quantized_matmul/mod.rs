@@ -212,32 +212,79 @@ impl QuantizedMatrix {
     }
 
     fn gemv(&self, format: Format, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (n, k) = (self.out_dim, self.in_dim);
+        let mut out = Self::gemv_many(&[(self, format)], x)?;
+        Ok(out.remove(0))
+    }
+
+    /// `x Wᵢᵀ` for several matrices of the same input width (a layer's q, k
+    /// and v, or gate and up): one quantization of `x` per weight format and
+    /// one hand-out of rows to the threads for all of them. A decode step's
+    /// small products take microseconds, so each saved hand-out counts.
+    pub fn forward_many(ms: &[&QuantizedMatrix], x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let rows = x.elem_count() / ms.first().map_or(1, |m| m.in_dim);
+        let formats: Option<Vec<(&QuantizedMatrix, Format)>> = ms.iter().map(|m| m.format.map(|f| (*m, f))).collect();
+        match formats {
+            Some(f) if rows <= MAX_GEMV_ROWS && x.dtype() == DType::F32 && ms.iter().all(|m| m.in_dim == ms[0].in_dim) => {
+                Self::gemv_many(&f, x)
+            }
+            _ => ms.iter().map(|m| m.forward(x)).collect(),
+        }
+    }
+
+    fn gemv_many(ms: &[(&QuantizedMatrix, Format)], x: &Tensor) -> candle_core::Result<Vec<Tensor>> {
+        let k = ms[0].0.in_dim;
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
-        let block = format.block().0;
-        let acts: Vec<Activation> =
-            xs.chunks_exact(k).map(|row| Activation::quantize(row, block)).collect();
-        let data = self.tensor.data()?;
-        let weights: &[u8] = &data;
-        let row_bytes = format.row_bytes(k);
-        let mut out = vec![0f32; acts.len() * n];
-        let dst = SendPtr::new(out.as_mut_ptr());
+        let tokens = xs.len() / k;
+        // The activations once per format (Q8_0 and K-quants block differently).
+        let mut acts: [Option<Vec<Activation>>; 3] = [None, None, None];
+        for &(_, f) in ms {
+            let slot = &mut acts[f as usize];
+            if slot.is_none() {
+                *slot = Some(xs.chunks_exact(k).map(|row| Activation::quantize(row, f.block().0)).collect());
+            }
+        }
+        let data = ms.iter().map(|(m, _)| m.tensor.data()).collect::<candle_core::Result<Vec<_>>>()?;
+        let mut outs: Vec<Vec<f32>> = ms.iter().map(|(m, _)| vec![0f32; tokens * m.out_dim]).collect();
+        let dsts: Vec<SendPtr> = outs.iter_mut().map(|o| SendPtr::new(o.as_mut_ptr())).collect();
+        // Items of ROWS_PER_ITEM rows, numbered across the matrices in order.
+        let firsts: Vec<usize> = ms
+            .iter()
+            .scan(0, |acc, (m, _)| {
+                let first = *acc;
+                *acc += m.out_dim.div_ceil(ROWS_PER_ITEM);
+                Some(first)
+            })
+            .collect();
+        let total = firsts.last().copied().unwrap_or(0) + ms.last().map_or(0, |(m, _)| m.out_dim.div_ceil(ROWS_PER_ITEM));
         let kernel = dot_rows();
-        parallel_chunks(n.div_ceil(ROWS_PER_ITEM), |items| {
-            let (r0, r1) = (items.start * ROWS_PER_ITEM, (items.end * ROWS_PER_ITEM).min(n));
-            let w = &weights[r0 * row_bytes..r1 * row_bytes];
-            for (t, a) in acts.iter().enumerate() {
-                // SAFETY: each thread writes only rows r0..r1 of each output
-                // row t; the ranges handed out are disjoint and within `out`.
-                let o = unsafe { std::slice::from_raw_parts_mut(dst.at(t * n + r0), r1 - r0) };
-                kernel(format, w, k, a, o);
+        parallel_chunks(total, |items| {
+            let mut item = items.start;
+            while item < items.end {
+                let i = firsts.iter().rposition(|&f| f <= item).unwrap_or(0);
+                let ((m, format), n) = (ms[i], ms[i].0.out_dim);
+                let end = items.end.min(firsts.get(i + 1).copied().unwrap_or(usize::MAX));
+                let (r0, r1) = ((item - firsts[i]) * ROWS_PER_ITEM, ((end - firsts[i]) * ROWS_PER_ITEM).min(n));
+                let row_bytes = format.row_bytes(m.in_dim);
+                let w = &data[i][r0 * row_bytes..r1 * row_bytes];
+                for (t, a) in acts[format as usize].iter().flatten().enumerate() {
+                    // SAFETY: each thread writes only rows r0..r1 of each output
+                    // row t of matrix i; the item ranges handed out are disjoint.
+                    let o = unsafe { std::slice::from_raw_parts_mut(dsts[i].at(t * n + r0), r1 - r0) };
+                    kernel(format, w, k, a, o);
+                }
+                item = end;
             }
         });
-        let mut shape = x.dims().to_vec();
-        if let Some(last) = shape.last_mut() {
-            *last = n;
-        }
-        Tensor::from_vec(out, shape, x.device())
+        ms.iter()
+            .zip(outs)
+            .map(|((m, _), out)| {
+                let mut shape = x.dims().to_vec();
+                if let Some(last) = shape.last_mut() {
+                    *last = m.out_dim;
+                }
+                Tensor::from_vec(out, shape, x.device())
+            })
+            .collect()
     }
 }
 
@@ -341,6 +388,23 @@ mod tests {
             let scale = reference.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             let err = (ours - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(err < 1e-5 * scale, "max error {err} against scale {scale}");
+        }
+    }
+
+    /// Several matrices of mixed formats and sizes in one pass give what
+    /// each gives alone.
+    #[test]
+    fn forward_many_equals_one_at_a_time() {
+        let k = 512;
+        let ms = [matrix(GgmlDType::Q4K, 37, k).0, matrix(GgmlDType::Q6K, 5, k).0, matrix(GgmlDType::Q8_0, 70, k).0];
+        for rows in [1, 2] {
+            let x = Tensor::from_vec(random(rows * k, 9), (rows, k), &Device::Cpu).unwrap();
+            let together = QuantizedMatrix::forward_many(&ms.iter().collect::<Vec<_>>(), &x).unwrap();
+            for (m, t) in ms.iter().zip(together) {
+                let alone = m.forward(&x).unwrap();
+                let diff = (alone - t).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert_eq!(diff, 0.0);
+            }
         }
     }
 
