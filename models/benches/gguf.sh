@@ -31,7 +31,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "### GGUF Q4_K_M on the CPU: MedGemma Desk against llama.cpp"
 echo
-echo "Prefill of a 512-token synthetic prompt, then 128 generated tokens, as llama-bench measures them; $threads threads, median of $reps runs each, alternating. llama.cpp: llama-bench from llama-cpp-python 0.3.36 (llama.cpp 0c1e570), its defaults. Peak RSS of the whole process (GNU time)."
+echo "Prefill of a 512-token synthetic prompt, then 128 generated tokens; $threads threads, median of $reps runs each, alternating. llama.cpp: llama-bench from llama-cpp-python 0.3.36 (llama.cpp 0c1e570), its defaults: it times the prompt (pp512) and the generation (tg128, from an empty context) as two tests, while ours generates after the prompt, so our decode attends over 512–640 positions and llama.cpp's over 0–128. Peak RSS of the whole process (GNU time)."
 echo
 echo "| model | implementation | prefill (tok/s) | decode (tok/s) | peak RSS (MiB) | prefill ratio | decode ratio |"
 echo "|---|---|---:|---:|---:|---:|---:|"
