@@ -96,7 +96,10 @@ impl QuantizedMatrix {
             (Device::Cpu, GgmlDType::Q6K) => Some(Format::Q6K),
             _ => None,
         }
-        .filter(|f| in_dim % f.block().0 == 0);
+        .filter(|f| in_dim % f.block().0 == 0)
+        // Without SIMD kernels (not x86-64, or no AVX2) candle's own, which
+        // have NEON kernels, beat our scalar reference.
+        .filter(|_| kernel_name() != "scalar");
         Ok(Self { candle: QMatMul::from_arc(tensor.clone())?, tensor, format, out_dim, in_dim })
     }
 
