@@ -134,13 +134,13 @@ impl QuantizedMatrix {
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let m = xs.len() / k;
         let (mut act_u8, mut act_d) = (vec![0u8; m * k], vec![0f32; m * nb]);
-        let (dst_u8, dst_d) = (SendPtr::new(act_u8.as_mut_ptr() as *mut f32), SendPtr::new(act_d.as_mut_ptr()));
+        let (dst_u8, dst_d) = (SendPtr::new(act_u8.as_mut_ptr()), SendPtr::new(act_d.as_mut_ptr()));
         let pool = candle_core::utils::barrier_pool();
         pool.execute_chunked(m, |tokens| {
             // SAFETY: each token's bytes and scales are written by one thread.
             let (q, d) = unsafe {
                 (
-                    std::slice::from_raw_parts_mut((dst_u8.at(0) as *mut u8).add(tokens.start * k), tokens.len() * k),
+                    std::slice::from_raw_parts_mut(dst_u8.at(tokens.start * k), tokens.len() * k),
                     std::slice::from_raw_parts_mut(dst_d.at(tokens.start * nb), tokens.len() * nb),
                 )
             };
@@ -248,7 +248,7 @@ impl QuantizedMatrix {
         }
         let data = ms.iter().map(|(m, _)| m.tensor.data()).collect::<candle_core::Result<Vec<_>>>()?;
         let mut outs: Vec<Vec<f32>> = ms.iter().map(|(m, _)| vec![0f32; tokens * m.out_dim]).collect();
-        let dsts: Vec<SendPtr> = outs.iter_mut().map(|o| SendPtr::new(o.as_mut_ptr())).collect();
+        let dsts: Vec<SendPtr<f32>> = outs.iter_mut().map(|o| SendPtr::new(o.as_mut_ptr())).collect();
         // Items of ROWS_PER_ITEM rows, numbered across the matrices in order.
         let firsts: Vec<usize> = ms
             .iter()
@@ -317,18 +317,18 @@ fn parallel_chunks(n_items: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
 /// An output buffer shared by the CPU pool's threads, each writing its own
 /// disjoint range.
 #[derive(Clone, Copy)]
-pub(crate) struct SendPtr(*mut f32);
+pub(crate) struct SendPtr<T>(*mut T);
 // SAFETY: used only to hand disjoint output ranges to the pool's threads.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-impl SendPtr {
-    pub(crate) fn new(p: *mut f32) -> Self {
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    pub(crate) fn new(p: *mut T) -> Self {
         Self(p)
     }
 
     /// # Safety
     /// `i` is within the buffer.
-    pub(crate) unsafe fn at(self, i: usize) -> *mut f32 {
+    pub(crate) unsafe fn at(self, i: usize) -> *mut T {
         self.0.add(i)
     }
 }

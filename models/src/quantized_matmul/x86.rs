@@ -21,7 +21,11 @@ pub fn available() -> bool {
 
 #[inline(always)]
 unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)))
+}
+
+#[inline(always)]
+unsafe fn hsum128(s: __m128) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)))
 }
@@ -180,8 +184,7 @@ pub unsafe fn dot_rows_q4k(w: &[u8], k: usize, a: &Activation, out: &mut [f32]) 
             }
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_broadcastss_ps(dd), acc);
         }
-        let m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
-        let m = _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
+        let m = hsum128(acc_min);
         *o = hsum(acc) - m;
     }
 }
@@ -305,8 +308,7 @@ pub unsafe fn dot_rows_q4k_avx512(w: &[u8], k: usize, a: &Activation, out: &mut 
             }
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_broadcastss_ps(dd), acc);
         }
-        let m = _mm_add_ps(acc_min, _mm_movehl_ps(acc_min, acc_min));
-        let m = _mm_cvtss_f32(_mm_add_ss(m, _mm_shuffle_ps(m, m, 1)));
+        let m = hsum128(acc_min);
         *o = _mm512_reduce_add_ps(acc) - m;
     }
 }
