@@ -83,7 +83,7 @@ pub fn markdown(s: &SessionDetail) -> String {
              The clinician reviewed and edited it before signing.\n",
             d.draft.model_id, d.draft.quantization, d.draft.device, d.draft.weights_sha256, d.draft.template, d.draft.seed, d.created_at, d.draft.app_version
         )),
-        None => out.push_str(&format!("Written by the clinician in MedGemma Desk {}.\n", crate::APP_VERSION)),
+        None => out.push_str(&format!("Written by the clinician in MedGemma Desk {}.\n", crate::version::APP_VERSION)),
     }
     out
 }
@@ -190,7 +190,7 @@ mod tests {
             weights_sha256: "ab".repeat(32),
             quantization: "bf16".into(),
             device: "cuda".into(),
-            app_version: crate::APP_VERSION.into(),
+            app_version: crate::version::APP_VERSION.into(),
             prompt: "p".into(),
             params: json!({}),
             seed: 3,

@@ -4,46 +4,23 @@
 pub mod cli;
 pub mod commands;
 pub mod data_dir;
+pub mod digest;
 pub mod drafting;
 pub mod export;
 pub mod imaging;
+#[cfg(test)]
+mod layering;
 pub mod reading;
 pub mod session;
 pub mod settings;
+pub mod state;
 pub mod store;
+pub mod version;
 mod window;
 
 pub use data_dir::{DataDir, DataDirError};
-
-/// The app's version, as the UI and every stored draft report it.
-pub const APP_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The window's title and the name users see.
-pub const APP_NAME: &str = "MedGemma Desk";
-
-/// What the running app shares with its commands.
-pub struct AppState {
-    pub data_dir: DataDir,
-    /// The study on screen.
-    pub reading: reading::Reading,
-    /// The sessions store and the session on screen.
-    pub sessions: session::Sessions,
-    /// The model thread.
-    pub drafting: drafting::worker::Worker,
-    /// The model download running, if any.
-    pub downloads: commands::models::Downloads,
-}
-
-/// Why the window could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum GuiError {
-    #[error(
-        "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
-         run it from a desktop session, or use a headless subcommand (see --help)"
-    )]
-    NoDisplay,
-    #[error("the window system failed to start: {0}")]
-    Tauri(#[from] tauri::Error),
-}
+pub use state::AppState;
+pub use window::GuiError;
 
 /// Adds the app's state, commands and plugins to a builder of any Tauri
 /// runtime: the real one, or `tauri::test::mock_builder()` in unit tests.
@@ -55,7 +32,7 @@ pub fn configure<R: tauri::Runtime>(builder: tauri::Builder<R>, state: AppState)
 /// Linux): one window per data folder; another data folder is another store
 /// and may run beside it.
 fn single_instance_id(data_dir: &std::path::Path) -> String {
-    let hash = store::sha256_hex(data_dir.as_os_str().as_encoded_bytes());
+    let hash = digest::sha256_hex(data_dir.as_os_str().as_encoded_bytes());
     format!("org.medgemmadesk.app.d{}", &hash[..16])
 }
 
@@ -72,7 +49,8 @@ pub fn run_gui(data_dir: DataDir, unwritable: Option<String>, paths: Vec<std::pa
             (tmp, session::Sessions::unavailable(&format!("{reason}; images can be viewed, but nothing is saved")))
         }
     };
-    let drafting = drafting::worker::Worker::new(Some(data_dir.path().join("cache").join("weights-sha256.json")));
+    let sessions = std::sync::Arc::new(sessions);
+    let drafting = drafting::Service::new(data_dir.path(), sessions.clone());
     let instance = single_instance_id(data_dir.path());
     configure(tauri::Builder::<tauri::Wry>::default(), AppState { data_dir, reading: Default::default(), sessions, drafting, downloads: Default::default() })
         // First: a second launch on the same data folder (double-clicking

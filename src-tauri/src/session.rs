@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde::Serialize;
 
 use crate::imaging::{KeyTags, Study};
-use crate::store::{SessionId, Store, StoreError};
+use crate::store::{DraftId, NewDraft, SessionId, Store, StoreError};
 
 /// What the store is doing, for the status line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -156,10 +156,10 @@ impl Sessions {
 impl Sessions {
     /// Keeps a draft (finished, stopped or failed part-way) with its
     /// provenance, and the hash of the image the model saw.
-    pub fn keep_draft(&self, id: SessionId, outcome: &crate::drafting::DraftOutcome) -> Result<crate::store::DraftId, SessionError> {
+    pub fn keep_draft(&self, id: SessionId, draft: &NewDraft, model_input_sha256: Option<&str>) -> Result<DraftId, SessionError> {
         self.with_store(|store| {
-            let draft_id = store.add_draft(id, &outcome.draft)?;
-            if let (Some(hash), Some(detail)) = (&outcome.model_input_sha256, store.session(id)?) {
+            let draft_id = store.add_draft(id, draft)?;
+            if let (Some(hash), Some(detail)) = (model_input_sha256, store.session(id)?) {
                 if let Some(first) = detail.images.first() {
                     store.set_model_input_hash(&first.sha256, hash)?;
                 }

@@ -67,10 +67,3 @@ mod tests {
         assert_eq!(Settings::load(tmp.path()).device, "auto", "an unknown device is not used");
     }
 }
-
-impl Settings {
-    /// The device as the model runtime takes it.
-    pub fn device_choice(&self) -> medgemma_models::DeviceChoice {
-        self.device.parse().unwrap_or_default()
-    }
-}

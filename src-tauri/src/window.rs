@@ -6,7 +6,19 @@ use std::path::PathBuf;
 use clap::Parser;
 use tauri::{DragDropEvent, Emitter, Manager, WindowEvent};
 
-use crate::{GuiError, APP_NAME};
+use crate::version::APP_NAME;
+
+/// Why the window could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum GuiError {
+    #[error(
+        "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set); \
+         run it from a desktop session, or use a headless subcommand (see --help)"
+    )]
+    NoDisplay,
+    #[error("the window system failed to start: {0}")]
+    Tauri(#[from] tauri::Error),
+}
 
 /// Event telling the UI whether files are being dragged over the window.
 pub const DROP_HOVER: &str = "drop-hover";

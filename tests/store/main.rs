@@ -26,7 +26,7 @@ fn draft(text: String) -> NewDraft {
         weights_sha256: "0".repeat(64),
         quantization: "bf16".into(),
         device: "cpu".into(),
-        app_version: medgemma_desk::APP_VERSION.into(),
+        app_version: medgemma_desk::version::APP_VERSION.into(),
         prompt: "Describe this chest X-ray.".into(),
         params: serde_json::json!({ "temperature": 0.0 }),
         seed: 7,
@@ -181,7 +181,7 @@ impl Reported {
                 assert!(detail.images.iter().any(|i| &i.sha256 == sha), "session {id}: reported image {sha} is lost");
                 let path = store.image_path(sha).unwrap().expect("the image row");
                 let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("image file {}: {e}", path.display()));
-                assert_eq!(&medgemma_desk::store::sha256_hex(&bytes), sha, "image bytes intact");
+                assert_eq!(&medgemma_desk::digest::sha256_hex(&bytes), sha, "image bytes intact");
                 checked += 1;
             }
             for d in detail.drafts {

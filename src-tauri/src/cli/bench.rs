@@ -11,6 +11,8 @@ use clap::Args;
 use medgemma_models::{DeviceChoice, GenerationParams, Model};
 use rand::{Rng, SeedableRng};
 
+use super::statistics::median;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The model folder, or a GGUF file.
@@ -47,19 +49,6 @@ pub struct BenchArgs {
     /// End with one JSON object of the results.
     #[arg(long)]
     json: bool,
-}
-
-pub(super) fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// Peak resident memory of this process in MiB (Linux; 0 elsewhere).

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use super::bench::median;
+use super::statistics::median;
 use crate::store::{NewDraft, Notes, Store};
 
 const WORDS: &[&str] = &[
@@ -39,7 +39,7 @@ fn draft(rng: &mut impl Rng) -> NewDraft {
         weights_sha256: "0".repeat(64),
         quantization: "Q4_K_M".into(),
         device: "cpu".into(),
-        app_version: crate::APP_VERSION.into(),
+        app_version: crate::version::APP_VERSION.into(),
         prompt: "<start_of_turn>user\nDescribe this chest X-ray.<end_of_turn>\n<start_of_turn>model\n".into(),
         params: json!({ "temperature": 0.0, "max_new_tokens": 400 }),
         seed: rng.random(),

@@ -11,11 +11,12 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 use medgemma_models::DeviceChoice;
 
-use crate::drafting::{engine, templates, DraftRequest, LoadedModel, Sampling};
+use crate::drafting::service::{self, DraftMode, Order};
+use crate::drafting::{templates, LoadedModel};
 use crate::imaging::{self, Study};
 use crate::session::{OpenedStudy, Sessions};
 use crate::store::Notes;
-use crate::DataDir;
+use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
 pub struct DraftArgs {
@@ -47,7 +48,8 @@ pub struct DraftArgs {
     /// The template's id (a file name in the data folder's templates/, without .toml).
     #[arg(long, value_name = "NAME", default_value = templates::DEFAULT_TEMPLATE)]
     template: String,
-    /// Sample with this seed instead of greedy decoding (the same seed gives the same draft).
+    /// Sample with this seed (the same seed gives the same draft); without it the
+    /// template decides, as in the window: greedy unless it sets a temperature.
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
     /// The most tokens to write (default: the template's).
@@ -106,22 +108,18 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     let hashes = data_dir.path().join("cache").join("weights-sha256.json");
     eprintln!("Loading {} …", args.model.display());
     let loaded = LoadedModel::load(&args.model, args.mmproj.as_deref(), device, Some(&hashes)).map_err(|e| e.to_string())?;
-    let sampling = match args.seed {
-        Some(seed) => Sampling::varied(&template, seed),
-        None => Sampling::greedy(),
-    };
     let total = studies.len();
     for (n, study) in studies.iter().enumerate() {
         let name = study.source.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         eprintln!("[{}/{total}] {name}: drafting …", n + 1);
-        let image = imaging::model_input(study, 0, None).map_err(|e| e.to_string())?;
-        let request = DraftRequest {
+        let order = Order {
+            mode: DraftMode::First,
             template: template.clone(),
             notes: notes.clone(),
-            image: Some(image),
-            earlier: None,
+            image: Some(service::model_input(study, 0).map_err(|e| e.to_string())?),
+            base: None,
             question: args.question.clone(),
-            sampling,
+            seed: args.seed,
             max_tokens: args.max_tokens,
         };
         let session_id = match &sessions {
@@ -133,7 +131,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             None => None,
         };
         let mut stdout = std::io::stdout().lock();
-        let outcome = engine::run(&loaded, None, &request, &mut |_, _| {}, &mut |piece| {
+        let outcome = service::draft_on(&loaded, order, &mut |piece| {
             use std::io::Write;
             if !args.json {
                 let _ = stdout.write_all(piece.as_bytes());
@@ -152,7 +150,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             }
         };
         let draft_id = match (&sessions, session_id) {
-            (Some(s), Some(id)) => Some(s.keep_draft(id, &outcome).map_err(|e| e.to_string())?),
+            (Some(s), Some(id)) => Some(s.keep_draft(id, &outcome.draft, outcome.model_input_sha256.as_deref()).map_err(|e| format!("the draft could not be kept: {e}"))?),
             _ => None,
         };
         if !args.json {

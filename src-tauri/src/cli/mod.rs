@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::DataDir;
+use crate::data_dir::DataDir;
 
 mod bench;
 mod bench_store;
@@ -18,6 +18,7 @@ mod info;
 mod models;
 mod render;
 mod sessions;
+mod statistics;
 
 #[derive(Debug, Parser)]
 #[command(

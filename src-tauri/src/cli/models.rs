@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use crate::drafting::models::{catalog, find_all, MODELS_DIR};
-use crate::DataDir;
+use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
 pub struct ModelsArgs {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::store::{BundleError, SessionId, SessionSummary, Store, StoreError};
-use crate::DataDir;
+use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
 pub struct SessionsArgs {

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -15,8 +15,8 @@ pub struct AppInfo {
 #[tauri::command]
 pub fn app_info(state: tauri::State<'_, AppState>) -> AppInfo {
     AppInfo {
-        name: crate::APP_NAME.to_owned(),
-        version: crate::APP_VERSION.to_owned(),
+        name: crate::version::APP_NAME.to_owned(),
+        version: crate::version::APP_VERSION.to_owned(),
         data_dir: state.data_dir.path().display().to_string(),
     }
 }

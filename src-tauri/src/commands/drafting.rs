@@ -2,18 +2,18 @@
 //! draft (streamed back over a `Channel` as typed events), stopping it, and
 //! the review of a draft against the clinician's report.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tauri::ipc::Channel;
 use tauri::{Emitter, Manager};
 
-use super::sessions::SESSIONS_CHANGED;
+use super::events::SESSIONS_CHANGED;
 use super::CommandError;
 use crate::drafting::models::{self, ModelEntry, MODELS_DIR};
 use crate::drafting::review::{self, Change, Sentence};
-use crate::drafting::worker::Job;
-use crate::drafting::{templates, DraftEvent, DraftRequest, Sampling, Template};
+use crate::drafting::service::{DraftMode, ServiceError, WindowOrder};
+use crate::drafting::{templates, DraftEvent, Template};
 use crate::store::SessionId;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -46,31 +46,16 @@ pub async fn drafting_state<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Resu
     .map_err(|e| CommandError::internal(e.to_string()))
 }
 
-/// What kind of draft to make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum DraftMode {
-    /// A first draft with the template's settings (greedy by default).
-    First,
-    /// Another draft: sampling with a new seed.
-    Regenerate,
-    /// The base draft again, with its exact settings and seed.
-    Reproduce,
-    /// An answer to a question about the base draft.
-    FollowUp,
-}
-
 fn error(kind: &str, message: impl Into<String>) -> CommandError {
     CommandError { kind: kind.into(), message: message.into() }
 }
 
-/// A seed the UI can show and type back exactly (JavaScript numbers hold 53 bits).
-fn new_seed() -> u64 {
-    rand::random::<u32>() as u64
+fn service_error(e: ServiceError) -> CommandError {
+    error(e.kind(), e.to_string())
 }
 
+/// Starts a draft for the session on screen; its events stream over `on_event`.
 #[tauri::command]
-#[allow(clippy::too_many_arguments)]
 pub async fn draft_start<R: tauri::Runtime>(
     app: tauri::AppHandle<R>,
     session_id: i64,
@@ -81,97 +66,19 @@ pub async fn draft_start<R: tauri::Runtime>(
     on_event: Channel<DraftEvent>,
 ) -> Result<(), CommandError> {
     let handle = app.clone();
-    let job = tauri::async_runtime::spawn_blocking(move || -> Result<(Job, std::path::PathBuf), CommandError> {
+    tauri::async_runtime::spawn_blocking(move || {
         let state = handle.state::<AppState>();
-        let dir = state.data_dir.path().to_path_buf();
-        let id = SessionId(session_id);
-        let settings = crate::settings::Settings::load(&dir);
-        let Some(model) = super::models::active_model(&dir, &settings) else {
-            return Err(error("no_model", format!("there is no model yet: put a MedGemma model folder in {}", dir.join(MODELS_DIR).display())));
-        };
-        let template = templates::find(&dir, &template_id).map_err(|e| error("template", e.to_string()))?;
-        let detail = state.sessions.with_store(|s| s.session(id))?.ok_or_else(|| error("no_such_session", format!("there is no session {id}")))?;
-        if state.sessions.current() != Some(id) {
-            return Err(error("not_current", "open the session before drafting for it"));
-        }
-        let base = match base_draft_id {
-            Some(b) => Some(detail.drafts.iter().find(|d| d.id.0 == b).cloned().ok_or_else(|| error("no_such_draft", format!("there is no draft {b} in this session")))?),
-            None => None,
-        };
-        let image = match state.reading.with_study(|s| crate::imaging::model_input(s, 0, None)) {
-            Some(Ok(img)) => Some(img),
-            Some(Err(e)) => return Err(error("image", e.to_string())),
-            None => None,
-        };
-        let sampling = match (mode, &base) {
-            (DraftMode::Reproduce, Some(b)) => {
-                let p = &b.draft.params;
-                Sampling {
-                    temperature: p["temperature"].as_f64().unwrap_or(0.0),
-                    top_p: p["top_p"].as_f64(),
-                    top_k: p["top_k"].as_u64().map(|k| k as usize),
-                    seed: b.draft.seed,
-                }
-            }
-            (DraftMode::Reproduce, None) | (DraftMode::FollowUp, None) => {
-                return Err(error("no_base", "pick the draft to reproduce or ask about first"))
-            }
-            (DraftMode::Regenerate, _) => Sampling::varied(&template, new_seed()),
-            (DraftMode::First | DraftMode::FollowUp, _) if template.temperature > 0.0 => Sampling::varied(&template, new_seed()),
-            _ => Sampling::greedy(),
-        };
-        let (earlier, question) = match mode {
-            DraftMode::FollowUp => {
-                let q = question.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
-                let q = q.ok_or_else(|| error("no_question", "type a question first"))?;
-                let b = base.as_ref().ok_or_else(|| error("no_base", "pick the draft to ask about first"))?;
-                (Some((b.draft.text.clone(), b.draft.question.clone())), Some(q))
-            }
-            DraftMode::Reproduce => (None, base.as_ref().and_then(|b| b.draft.question.clone())),
-            _ => (None, question),
-        };
-        let request = DraftRequest { template, notes: detail.notes.clone(), image, earlier, question, sampling, max_tokens: None };
-        let events_channel = on_event.clone();
-        let done_app = handle.clone();
-        let job = Job {
-            model_dir: model.path.clone(),
-            device: settings.device_choice(),
-            request,
-            events: Box::new(move |ev| {
-                let _ = events_channel.send(ev);
-            }),
-            done: Box::new(move |result| {
-                let state = done_app.state::<AppState>();
-                let event = match result {
-                    Ok(outcome) => match state.sessions.keep_draft(id, &outcome) {
-                        Ok(draft_id) if outcome.draft.error.is_none() => DraftEvent::Finished {
-                            draft_id: draft_id.0,
-                            stop_reason: outcome.draft.stop_reason.clone(),
-                            generated_tokens: outcome.stats.generated_tokens,
-                            time_to_first_token_ms: outcome.stats.time_to_first_token_ms,
-                            decode_tok_s: outcome.stats.decode_tok_s,
-                            total_ms: outcome.stats.total_ms,
-                            prompt_tokens: outcome.stats.prompt_tokens,
-                            reused_prompt_tokens: outcome.stats.reused_prompt_tokens,
-                            image_reused: outcome.stats.images_reused > 0,
-                        },
-                        Ok(draft_id) => DraftEvent::Failed { message: outcome.draft.error.clone().unwrap_or_default(), draft_id: Some(draft_id.0) },
-                        Err(e) => DraftEvent::Failed { message: format!("the draft could not be kept: {e}"), draft_id: None },
-                    },
-                    Err(e) => DraftEvent::Failed { message: e.to_string(), draft_id: None },
-                };
-                let _ = on_event.send(event);
-                let _ = done_app.emit(SESSIONS_CHANGED, ());
-            }),
-        };
-        Ok((job, model.path))
+        let order = WindowOrder { session: SessionId(session_id), template_id, mode, base_draft_id, question };
+        let done = handle.clone();
+        state.drafting.start(&state.reading, order, move |ev| {
+            let _ = on_event.send(ev);
+        }, move || {
+            let _ = done.emit(SESSIONS_CHANGED, ());
+        })
     })
     .await
-    .map_err(|e| CommandError::internal(e.to_string()))??;
-    app.state::<AppState>()
-        .drafting
-        .submit(job.0)
-        .map_err(|_| error("busy", "a draft is already being written; stop it first"))
+    .map_err(|e| CommandError::internal(e.to_string()))?
+    .map_err(service_error)
 }
 
 /// Stops the draft being written after its current token; its text is kept.
@@ -216,24 +123,13 @@ pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_i
 
 /// The image exactly as the model sees it (8-bit, after the default window
 /// and the model's own resize), as PNG bytes, and its size; for the "What the
-/// model saw" toggle. Without a model, the image before the resize.
+/// model saw" toggle (see `drafting::Service::model_view`).
 #[tauri::command]
 pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<tauri::ipc::Response, CommandError> {
     let handle = app.clone();
     let bytes = tauri::async_runtime::spawn_blocking(move || -> Result<Vec<u8>, CommandError> {
         let state = handle.state::<AppState>();
-        let rgb = match state.reading.with_study(|s| crate::imaging::model_input(s, 0, None)) {
-            Some(Ok(img)) => img,
-            Some(Err(e)) => return Err(error("image", e.to_string())),
-            None => return Err(error("no_image", "no image is open")),
-        };
-        let mut shown = image::DynamicImage::ImageRgb8(rgb);
-        if let Some(model) = models::find(state.data_dir.path()).into_iter().find(|m| m.vision) {
-            let config = medgemma_models::Gemma3Config::from_file(&model.path.join("config.json")).map_err(|e| error("model", e.to_string()))?;
-            if let Some(p) = medgemma_models::ImageProcessor::for_model_dir(&model.path, &config).map_err(|e| error("model", e.to_string()))? {
-                shown = image::DynamicImage::ImageRgb8(p.resized(&shown).map_err(|e| error("model", e.to_string()))?);
-            }
-        }
+        let shown = image::DynamicImage::ImageRgb8(state.drafting.model_view(&state.reading).map_err(service_error)?);
         let mut png = Vec::new();
         shown.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| CommandError::internal(e.to_string()))?;
         Ok(png)

@@ -5,14 +5,11 @@ use std::path::PathBuf;
 
 use tauri::{Emitter, Manager};
 
-use super::sessions::SESSIONS_CHANGED;
+use super::events::{READING_CHANGED, SESSIONS_CHANGED};
 use super::CommandError;
 use crate::reading::ReadingSnapshot;
 use crate::session::OpenedStudy;
-use crate::AppState;
-
-/// The event the UI listens to: the study on screen changed (or failed to).
-pub const READING_CHANGED: &str = "reading-changed";
+use crate::state::AppState;
 
 /// Opens paths (blocking) and keeps a newly opened study as a new session.
 fn open_and_keep<R: tauri::Runtime>(app: &tauri::AppHandle<R>, paths: &[PathBuf]) {

@@ -3,6 +3,7 @@
 
 mod app;
 mod drafting;
+mod events;
 pub mod models;
 pub mod imaging;
 mod names;

@@ -4,15 +4,12 @@
 use serde::Serialize;
 use tauri::{Emitter, Manager};
 
-use super::imaging::READING_CHANGED;
+use super::events::{READING_CHANGED, SESSIONS_CHANGED};
 use super::CommandError;
 use crate::reading::ReadingSnapshot;
 use crate::session::{SessionError, StoreStatus};
 use crate::store::{Notes, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
-use crate::AppState;
-
-/// The event the UI listens to: the list of sessions changed.
-pub const SESSIONS_CHANGED: &str = "sessions-changed";
+use crate::state::AppState;
 
 impl From<SessionError> for CommandError {
     fn from(e: SessionError) -> Self {

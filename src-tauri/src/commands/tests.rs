@@ -9,7 +9,8 @@ use tauri::test::{get_ipc_response, mock_builder, INVOKE_KEY};
 use tauri::webview::InvokeRequest;
 
 use super::{COMMAND_NAMES, CORE_PERMISSIONS};
-use crate::{AppState, DataDir};
+use crate::state::AppState;
+use crate::data_dir::DataDir;
 
 fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,11 +75,12 @@ fn capabilities_grant_nothing_beyond_the_apps_commands() {
 
 fn invoke(cmd: &str) -> Result<serde_json::Value, serde_json::Value> {
     let tmp = tempfile::tempdir().unwrap();
+    let sessions = std::sync::Arc::new(crate::session::Sessions::open(tmp.path()));
     let state = AppState {
         data_dir: DataDir::prepare(Some(tmp.path())).unwrap(),
         reading: Default::default(),
-        sessions: crate::session::Sessions::open(tmp.path()),
-        drafting: crate::drafting::worker::Worker::new(None),
+        drafting: crate::drafting::Service::new(tmp.path(), sessions.clone()),
+        sessions,
         downloads: Default::default(),
     };
     let app = crate::configure(mock_builder(), state).build(tauri::generate_context!()).unwrap();
@@ -126,6 +128,6 @@ fn an_unknown_command_is_refused() {
 #[test]
 fn app_info_reports_the_crate_version() {
     let info = invoke("app_info").unwrap();
-    assert_eq!(info["version"], crate::APP_VERSION);
+    assert_eq!(info["version"], crate::version::APP_VERSION);
     assert_eq!(info["name"], "MedGemma Desk");
 }

@@ -178,7 +178,7 @@ fn verify(path: &Path, file: &str, known: Option<&str>, on_event: &mut dyn FnMut
         None => return Ok(None),
     };
     on_event(DownloadEvent::Verifying { file: file.to_string() });
-    let got = crate::store::sha256_file(&blob, &mut |_| {}).map_err(|e| DownloadError::Disk { path: blob.clone(), why: e.to_string() })?;
+    let got = crate::digest::sha256_file(&blob, &mut |_| {}).map_err(|e| DownloadError::Disk { path: blob.clone(), why: e.to_string() })?;
     if got != want {
         let _ = std::fs::remove_file(path);
         let _ = std::fs::remove_file(&blob);

@@ -12,7 +12,7 @@ use image::{DynamicImage, RgbImage};
 use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, Reuse, StopReason};
 use serde_json::json;
 
-use super::prompt;
+use super::{prompt, weights_hash};
 use super::templates::Template;
 use crate::store::{NewDraft, Notes};
 
@@ -61,9 +61,9 @@ impl LoadedModel {
             let projector = mmproj.map(Path::to_path_buf).or_else(|| medgemma_models::gguf::projector_next_to(dir));
             std::iter::once(dir.to_path_buf()).chain(projector).collect()
         } else {
-            safetensors_files(dir).map_err(|e| DraftError::Load(e.to_string()))?
+            weights_hash::safetensors_files(dir).map_err(|e| DraftError::Load(e.to_string()))?
         };
-        let weights_sha256 = files_sha256(&files, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
+        let weights_sha256 = weights_hash::files_sha256(&files, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
         let quantization = if gguf {
             // As the community names the files (…-Q4_K_M.gguf); the compute dtype otherwise.
             let stem = dir.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -83,84 +83,6 @@ impl LoadedModel {
             model,
         })
     }
-}
-
-/// The sha256 of the weights: of the one `.safetensors` file, or of the list
-/// of each shard's name and hash. Cached in `cache` (a JSON file) by path,
-/// size and modification time, since hashing gigabytes takes seconds.
-pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<String> {
-    files_sha256(&safetensors_files(dir)?, cache)
-}
-
-/// The `.safetensors` files of a model folder, in name order.
-fn safetensors_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The sha256 of one weights file, or of the listing of several files'
-/// names and hashes (cached as `weights_sha256` says).
-fn files_sha256(files: &[PathBuf], cache: Option<&Path>) -> std::io::Result<String> {
-    let mut known: serde_json::Map<String, serde_json::Value> = cache
-        .and_then(|c| std::fs::read(c).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let mut changed = false;
-    let mut each = Vec::new();
-    for f in files {
-        let key = hash_key(f)?;
-        let hash = match known.get(&key).and_then(|v| v.as_str()) {
-            Some(h) => h.to_string(),
-            None => {
-                let h = crate::store::sha256_file(f, &mut |_| {})?;
-                known.insert(key, h.clone().into());
-                changed = true;
-                h
-            }
-        };
-        each.push((f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), hash));
-    }
-    if changed {
-        if let Some(c) = cache {
-            if let Some(parent) = c.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            let _ = std::fs::write(c, serde_json::Value::Object(known).to_string());
-        }
-    }
-    Ok(match each.as_slice() {
-        [(_, one)] => one.clone(),
-        many => {
-            let listing: String = many.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
-            crate::store::sha256_hex(listing.as_bytes())
-        }
-    })
-}
-
-/// A weights file's entry in the hash cache: its path, size and modification
-/// time (a changed file gets a new entry).
-pub(crate) fn hash_key(file: &Path) -> std::io::Result<String> {
-    let meta = std::fs::metadata(file)?;
-    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-    Ok(format!("{}|{}|{mtime}", file.display(), meta.len()))
-}
-
-/// Records a weights file's sha256 computed elsewhere (an import hashes while
-/// it copies), so the first draft need not hash it again.
-pub fn remember_hash(cache: &Path, file: &Path, sha256: &str) {
-    let Ok(key) = hash_key(file) else { return };
-    let mut known: serde_json::Map<String, serde_json::Value> =
-        std::fs::read(cache).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    known.insert(key, sha256.into());
-    if let Some(parent) = cache.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let _ = std::fs::write(cache, serde_json::Value::Object(known).to_string());
 }
 
 /// How to sample: greedy (the same draft every time) or seeded sampling.
@@ -258,7 +180,7 @@ pub fn run(
     let model_input_sha256 = req.image.as_ref().map(|i| {
         let mut bytes = format!("{}x{} rgb8\n", i.width(), i.height()).into_bytes();
         bytes.extend_from_slice(i.as_raw());
-        crate::store::sha256_hex(&bytes)
+        crate::digest::sha256_hex(&bytes)
     });
     // Images are keyed by the hash of their exact pixels, so a reused image
     // is certainly the same image.
@@ -301,7 +223,7 @@ pub fn run(
         weights_sha256: loaded.weights_sha256.clone(),
         quantization: loaded.quantization.clone(),
         device: loaded.device.clone(),
-        app_version: crate::APP_VERSION.into(),
+        app_version: crate::version::APP_VERSION.into(),
         prompt: prompt_text,
         params: serde_json::to_value(&params).unwrap_or_else(|_| json!({})),
         seed: params.seed,

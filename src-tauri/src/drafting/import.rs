@@ -117,7 +117,7 @@ pub fn import(
             };
             let hash = match mode {
                 Mode::Copy => Some(copy_hashing(&from, &staging.join(file), &mut progress)?),
-                Mode::Link if weights => Some(crate::store::sha256_file(&from, &mut progress).map_err(|e| ImportError::Read { path: from.clone(), why: e.to_string() })?),
+                Mode::Link if weights => Some(crate::digest::sha256_file(&from, &mut progress).map_err(|e| ImportError::Read { path: from.clone(), why: e.to_string() })?),
                 Mode::Link => None,
             };
             total_done += size;
@@ -135,7 +135,7 @@ pub fn import(
     // The same identity the drafting engine records for a model's weights.
     let sha256 = match hashes.as_slice() {
         [(_, one)] => one.clone(),
-        many => crate::store::sha256_hex(many.iter().map(|(n, h)| format!("{h}  {n}\n")).collect::<String>().as_bytes()),
+        many => crate::digest::sha256_hex(many.iter().map(|(n, h)| format!("{h}  {n}\n")).collect::<String>().as_bytes()),
     };
     let published = catalog().into_iter().find(|c| Some(c.id.as_str()) == described.catalog_id.as_deref()).and_then(|c| c.sha256);
     if let Some(want) = &published {
@@ -159,7 +159,7 @@ pub fn import(
     }
     if let Some(cache) = weights_cache {
         for (file, hash) in &hashes {
-            super::engine::remember_hash(cache, &dest.join(file), hash);
+            super::weights_hash::remember_hash(cache, &dest.join(file), hash);
         }
     }
     if published.is_some() {
@@ -205,7 +205,7 @@ fn copy_hashing(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> Result
         progress(done);
     }
     dst.sync_all().map_err(disk(to))?;
-    Ok(crate::store::hex(&hasher.finalize()))
+    Ok(crate::digest::hex(&hasher.finalize()))
 }
 
 fn sync_dir(dir: &Path) {

@@ -7,17 +7,21 @@
 
 #[cfg(all(feature = "download", not(feature = "lockdown")))]
 pub mod download;
+pub mod download_process;
 pub mod engine;
 pub mod import;
 pub mod models;
 pub mod prompt;
 pub mod review;
+pub mod service;
 pub mod templates;
+pub mod weights_hash;
 pub mod worker;
 
 use serde::Serialize;
 
 pub use engine::{DraftError, DraftOutcome, DraftRequest, LoadedModel, Sampling};
+pub use service::{DraftMode, Service};
 pub use templates::{Template, DEFAULT_TEMPLATE};
 
 /// What the draft pane hears while a draft is made, in order: `Loading`

@@ -108,7 +108,7 @@ pub fn find_all(data_dir: &Path) -> Vec<ModelEntry> {
 const VERIFIED_RECORD: &str = "cache/verified-sha256.json";
 
 fn verified_key(file: &Path) -> Option<String> {
-    super::engine::hash_key(&std::fs::canonicalize(file).ok()?).ok()
+    super::weights_hash::hash_key(&std::fs::canonicalize(file).ok()?).ok()
 }
 
 fn verified_record(data_dir: &Path) -> serde_json::Map<String, serde_json::Value> {

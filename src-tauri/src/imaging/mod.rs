@@ -16,6 +16,7 @@ use std::path::Path;
 
 pub use error::ImagingError;
 pub use model_input::model_input;
+pub use raster::rgb_on_white;
 pub use render::{RenderInfo, Rendered};
 pub use study::{Image, KeyTags, PatientTags, Photometric, Study};
 

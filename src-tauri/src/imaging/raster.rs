@@ -18,14 +18,14 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
         DynamicImage::ImageLuma8(g) => (Photometric::Monochrome2, Samples::U8(g.as_raw().clone()), 8, 1),
         DynamicImage::ImageLuma16(g) => (Photometric::Monochrome2, Samples::U16(g.as_raw().clone()), 16, 1),
         DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_) => {
-            let rgb = medgemma_models::processor::to_rgb_on_white(&img);
+            let rgb = rgb_on_white(&img);
             let grey: Vec<u8> = rgb.pixels().map(|p| p.0[0]).collect();
             (Photometric::Monochrome2, Samples::U8(grey), 8, 1)
         }
         DynamicImage::ImageRgb16(c) => (Photometric::Rgb, Samples::U16(c.as_raw().clone()), 16, 3),
         DynamicImage::ImageRgb8(c) => (Photometric::Rgb, Samples::U8(c.as_raw().clone()), 8, 3),
         _ => {
-            let rgb = medgemma_models::processor::to_rgb_on_white(&img);
+            let rgb = rgb_on_white(&img);
             (Photometric::Rgb, Samples::U8(rgb.into_raw()), 8, 3)
         }
     };
@@ -61,4 +61,31 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
         voi_tables,
         patient: PatientTags::default(),
     })
+}
+
+/// RGB as the model's reference processor makes it: through RGBA (16-bit
+/// channels reduced to their top 8 bits), alpha-composited onto opaque white.
+/// The runtime does the same to images it is handed directly; imaging may not
+/// import the runtime (docs/architecture.md), and a drafting test pins that the
+/// two agree on every value and alpha.
+pub fn rgb_on_white(image: &DynamicImage) -> image::RgbImage {
+    let rgba = image.to_rgba8();
+    let mut out = image::RgbImage::new(rgba.width(), rgba.height());
+    for (src, dst) in rgba.pixels().zip(out.pixels_mut()) {
+        let [r, g, b, a] = src.0;
+        dst.0 = [r, g, b].map(|c| over_white(c, a));
+    }
+    out
+}
+
+/// Pillow's `alpha_composite` of one channel over opaque white: its integer
+/// arithmetic with 7 fraction bits, so the result is Pillow's to the bit.
+fn over_white(c: u8, a: u8) -> u8 {
+    let (c, a) = (u32::from(c), u32::from(a));
+    if a == 0 {
+        return 255;
+    }
+    let coef1 = ((a * 255 * 255) << 7) / (a * 255 + 255 * (255 - a));
+    let tmp = c * coef1 + 255 * ((255 << 7) - coef1) + (0x80 << 7);
+    ((((tmp >> 8) + tmp) >> 8) >> 7) as u8
 }

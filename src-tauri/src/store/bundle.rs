@@ -16,7 +16,8 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::images::{is_sha256, relative_path, sha256_hex};
+use super::images::relative_path;
+use crate::digest::{is_sha256, sha256_hex};
 use super::sessions::{audit, insert_draft};
 use super::{timestamp, NewDraft, Notes, SessionId, Store, StoreError};
 
@@ -129,7 +130,7 @@ impl Store {
         let bundle = Bundle {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
-            app_version: crate::APP_VERSION.into(),
+            app_version: crate::version::APP_VERSION.into(),
             exported_at: timestamp::now(),
             session: BundleSession {
                 title: detail.summary.title.clone(),

@@ -16,7 +16,7 @@ mod timestamp;
 
 pub use backup::{backups, Recovery, BACKUPS_DIR, DAMAGED_DIR, KEEP_BACKUPS};
 pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
-pub use images::{hex, is_sha256, sha256_file, sha256_hex, IMAGES_DIR};
+pub use images::IMAGES_DIR;
 pub use reports::{SignError, SignOff};
 pub use timestamp::now;
 pub use sessions::{

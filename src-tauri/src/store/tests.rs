@@ -18,7 +18,7 @@ pub(super) fn sample_draft(text: &str) -> NewDraft {
         weights_sha256: "ab".repeat(32),
         quantization: "bf16".into(),
         device: "cpu".into(),
-        app_version: crate::APP_VERSION.into(),
+        app_version: crate::version::APP_VERSION.into(),
         prompt: "<start_of_turn>user\nDescribe this X-ray".into(),
         params: json!({ "temperature": 0.0, "top_k": 1, "max_new_tokens": 300 }),
         seed: u64::MAX - 7,

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::tests::sample_draft;
 use super::*;
+use crate::digest::sha256_hex;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,334 @@
+//! The drafting service: the one place, for the window and the command line,
+//! that turns what the clinician asks for into a draft and keeps it.
+//!
+//! It owns building the request (template, notes, the image as the model
+//! sees it), the sampling policy, the rules for regenerate / reproduce /
+//! follow-up, the choice of model, and saving the outcome with the events
+//! the draft pane hears (`Started`, `Token`, `Finished`, `Failed`). Commands
+//! and the CLI only validate their input, call it, and say what went wrong.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use image::RgbImage;
+use serde::Deserialize;
+
+use super::engine::{self, DraftError, DraftOutcome, DraftRequest, LoadedModel, Sampling};
+use super::models::{self, ModelEntry, MODELS_DIR};
+use super::templates::{self, Template};
+use super::worker::{Job, Worker};
+use super::DraftEvent;
+use crate::imaging::{self, Study};
+use crate::reading::Reading;
+use crate::session::{SessionError, Sessions};
+use crate::settings::Settings;
+use crate::store::{Draft, DraftId, NewDraft, Notes, SessionId};
+
+/// What kind of draft to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DraftMode {
+    /// A first draft with the template's settings (greedy by default).
+    First,
+    /// Another draft: sampling with a new seed.
+    Regenerate,
+    /// The base draft again, with its exact settings and seed.
+    Reproduce,
+    /// An answer to a question about the base draft.
+    FollowUp,
+}
+
+/// Why the service did not start a draft, in words for the clinician.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("there is no model yet: put a MedGemma model folder in {}", .0.display())]
+    NoModel(PathBuf),
+    #[error("{0}")]
+    Template(#[from] templates::TemplateError),
+    #[error("there is no session {0}")]
+    NoSuchSession(SessionId),
+    #[error("open the session before drafting for it")]
+    NotCurrent,
+    #[error("there is no draft {0} in this session")]
+    NoSuchDraft(i64),
+    #[error("{0}")]
+    Image(#[from] imaging::ImagingError),
+    #[error("no image is open")]
+    NoImage,
+    #[error("the model's image settings could not be read: {0}")]
+    Model(String),
+    #[error("pick the draft to reproduce or ask about first")]
+    NoBase,
+    #[error("type a question first")]
+    NoQuestion,
+    #[error("a draft is already being written; stop it first")]
+    Busy,
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    Draft(#[from] DraftError),
+}
+
+impl ServiceError {
+    /// A stable name the UI can branch on.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ServiceError::NoModel(_) => "no_model",
+            ServiceError::Template(_) => "template",
+            ServiceError::NoSuchSession(_) => "no_such_session",
+            ServiceError::NotCurrent => "not_current",
+            ServiceError::NoSuchDraft(_) => "no_such_draft",
+            ServiceError::Image(_) => "image",
+            ServiceError::NoImage => "no_image",
+            ServiceError::Model(_) => "model",
+            ServiceError::NoBase => "no_base",
+            ServiceError::NoQuestion => "no_question",
+            ServiceError::Busy => "busy",
+            ServiceError::Session(e) => e.kind(),
+            ServiceError::Draft(_) => "draft",
+        }
+    }
+}
+
+/// What the clinician asks for, the same from the window and the CLI.
+pub struct Order {
+    pub mode: DraftMode,
+    pub template: Template,
+    pub notes: Notes,
+    /// The image as the model sees it (see [`model_input`]).
+    pub image: Option<RgbImage>,
+    /// The draft to reproduce or ask about.
+    pub base: Option<NewDraft>,
+    pub question: Option<String>,
+    /// A seed to sample with, chosen by the user; `None`: the policy decides.
+    pub seed: Option<u64>,
+    /// The most tokens to write (the template's when `None`).
+    pub max_tokens: Option<usize>,
+}
+
+/// The sampling settings a stored draft was made with, read back typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StoredSampling {
+    temperature: f64,
+    top_p: Option<f64>,
+    top_k: Option<usize>,
+}
+
+/// A seed the UI can show and type back exactly (JavaScript numbers hold 53 bits).
+fn new_seed() -> u64 {
+    rand::random::<u32>() as u64
+}
+
+/// How a draft samples: a reproduction repeats its base's settings and seed;
+/// a chosen seed or a regenerate samples (at the template's temperature, or
+/// 0.7 for a greedy template); otherwise the template decides (greedy unless
+/// it has a temperature, then a new seed).
+pub fn sampling_for(mode: DraftMode, template: &Template, base: Option<&NewDraft>, seed: Option<u64>) -> Result<Sampling, ServiceError> {
+    Ok(match (mode, base, seed) {
+        (DraftMode::Reproduce, Some(b), _) => {
+            // Parameters stored by an older version may lack a field: the
+            // generation defaults then hold, as they did when it was made.
+            let p: StoredSampling = serde_json::from_value(b.params.clone()).unwrap_or_default();
+            Sampling { temperature: p.temperature, top_p: p.top_p, top_k: p.top_k, seed: b.seed }
+        }
+        (DraftMode::Reproduce | DraftMode::FollowUp, None, _) => return Err(ServiceError::NoBase),
+        (_, _, Some(seed)) => Sampling::varied(template, seed),
+        (DraftMode::Regenerate, _, None) => Sampling::varied(template, new_seed()),
+        _ if template.temperature > 0.0 => Sampling::varied(template, new_seed()),
+        _ => Sampling::greedy(),
+    })
+}
+
+impl Order {
+    /// The request the engine runs: sampling by [`sampling_for`]; a follow-up
+    /// carries its base's answer and question and needs a question of its own;
+    /// a reproduction asks its base's question again.
+    pub fn request(self) -> Result<DraftRequest, ServiceError> {
+        let sampling = sampling_for(self.mode, &self.template, self.base.as_ref(), self.seed)?;
+        let (earlier, question) = match self.mode {
+            DraftMode::FollowUp => {
+                let q = self.question.map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).ok_or(ServiceError::NoQuestion)?;
+                let b = self.base.as_ref().ok_or(ServiceError::NoBase)?;
+                (Some((b.text.clone(), b.question.clone())), Some(q))
+            }
+            DraftMode::Reproduce => (None, self.base.as_ref().and_then(|b| b.question.clone())),
+            DraftMode::First | DraftMode::Regenerate => (None, self.question),
+        };
+        Ok(DraftRequest { template: self.template, notes: self.notes, image: self.image, earlier, question, sampling, max_tokens: self.max_tokens })
+    }
+}
+
+/// The image handed to the model for a study: its first image's `frame`, as
+/// the viewer shows it by default, in 8-bit RGB.
+pub fn model_input(study: &Study, frame: usize) -> Result<RgbImage, ServiceError> {
+    Ok(imaging::model_input(study, frame, None)?)
+}
+
+/// The model drafts use: the one chosen in the Models screen if it is still
+/// there and complete, else the first complete one found.
+pub fn active_model(data_dir: &Path, settings: &Settings) -> Option<ModelEntry> {
+    let usable = models::find(data_dir);
+    settings
+        .model
+        .as_ref()
+        .and_then(|chosen| usable.iter().find(|m| &m.path == chosen).cloned())
+        .or_else(|| usable.into_iter().next())
+}
+
+/// Keeps a draft's outcome in the session and says how it ended: `Finished`
+/// with its statistics, or `Failed` (with the id of the partial draft kept,
+/// when there is one).
+pub fn keep(sessions: &Sessions, session: SessionId, result: Result<DraftOutcome, DraftError>) -> DraftEvent {
+    match result {
+        Ok(outcome) => match sessions.keep_draft(session, &outcome.draft, outcome.model_input_sha256.as_deref()) {
+            Ok(draft_id) => finished_event(draft_id, &outcome),
+            Err(e) => DraftEvent::Failed { message: format!("the draft could not be kept: {e}"), draft_id: None },
+        },
+        Err(e) => DraftEvent::Failed { message: e.to_string(), draft_id: None },
+    }
+}
+
+/// How a kept draft ended, as the draft pane hears it.
+fn finished_event(draft_id: DraftId, outcome: &DraftOutcome) -> DraftEvent {
+    if let Some(error) = &outcome.draft.error {
+        return DraftEvent::Failed { message: error.clone(), draft_id: Some(draft_id.0) };
+    }
+    let stats = &outcome.stats;
+    DraftEvent::Finished {
+        draft_id: draft_id.0,
+        stop_reason: outcome.draft.stop_reason.clone(),
+        generated_tokens: stats.generated_tokens,
+        time_to_first_token_ms: stats.time_to_first_token_ms,
+        decode_tok_s: stats.decode_tok_s,
+        total_ms: stats.total_ms,
+        prompt_tokens: stats.prompt_tokens,
+        reused_prompt_tokens: stats.reused_prompt_tokens,
+        image_reused: stats.images_reused > 0,
+    }
+}
+
+/// One draft on a model the caller loaded (the command line), streamed to
+/// `on_text`, not kept: [`keep`] does that.
+pub fn draft_on(loaded: &LoadedModel, order: Order, on_text: &mut dyn FnMut(&str), cancel: &AtomicBool) -> Result<DraftOutcome, ServiceError> {
+    let request = order.request()?;
+    Ok(engine::run(loaded, None, &request, &mut |_, _| {}, on_text, cancel)?)
+}
+
+/// What the window asks for: a draft for the session on screen.
+pub struct WindowOrder {
+    pub session: SessionId,
+    pub template_id: String,
+    pub mode: DraftMode,
+    pub base_draft_id: Option<i64>,
+    pub question: Option<String>,
+}
+
+/// The window's drafting: the model thread, and what it needs to choose a
+/// model and keep drafts.
+pub struct Service {
+    data_dir: PathBuf,
+    sessions: Arc<Sessions>,
+    worker: Worker,
+}
+
+impl Service {
+    /// Weights hashes are cached in the data folder's `cache/`.
+    pub fn new(data_dir: &Path, sessions: Arc<Sessions>) -> Service {
+        let worker = Worker::new(Some(data_dir.join("cache").join("weights-sha256.json")));
+        Service { data_dir: data_dir.to_path_buf(), sessions, worker }
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Whether a draft is being made.
+    pub fn busy(&self) -> bool {
+        self.worker.busy()
+    }
+
+    /// Stops the draft being written after its current token; its text is kept.
+    pub fn stop(&self) {
+        self.worker.stop();
+    }
+
+    /// The model in memory now.
+    pub fn loaded(&self) -> Option<PathBuf> {
+        self.worker.loaded()
+    }
+
+    /// Frees the loaded model's memory (the next draft loads it again).
+    pub fn unload(&self) {
+        self.worker.unload();
+    }
+
+    /// Starts a draft for the session on screen, with the image on screen,
+    /// on the model and device the settings choose. `events` hears the draft
+    /// as it is made, ending with `Finished` or `Failed` once it is kept;
+    /// `kept` runs after that (to tell the window the sessions changed).
+    pub fn start(
+        &self,
+        reading: &Reading,
+        order: WindowOrder,
+        events: impl FnMut(DraftEvent) + Send + 'static,
+        kept: impl FnOnce() + Send + 'static,
+    ) -> Result<(), ServiceError> {
+        let settings = Settings::load(&self.data_dir);
+        let model = active_model(&self.data_dir, &settings).ok_or_else(|| ServiceError::NoModel(self.data_dir.join(MODELS_DIR)))?;
+        let template = templates::find(&self.data_dir, &order.template_id)?;
+        let id = order.session;
+        let detail = self.sessions.with_store(|s| s.session(id))?.ok_or(ServiceError::NoSuchSession(id))?;
+        if self.sessions.current() != Some(id) {
+            return Err(ServiceError::NotCurrent);
+        }
+        let base = match order.base_draft_id {
+            Some(b) => Some(find_draft(&detail.drafts, b)?.draft.clone()),
+            None => None,
+        };
+        let image = reading.with_study(|s| model_input(s, 0)).transpose()?;
+        let request = Order { mode: order.mode, template, notes: detail.notes, image, base, question: order.question, seed: None, max_tokens: None }.request()?;
+        let events = Arc::new(std::sync::Mutex::new(events));
+        let stream = events.clone();
+        let sessions = self.sessions.clone();
+        let job = Job {
+            model_dir: model.path,
+            device: settings.device.parse().unwrap_or_default(),
+            request,
+            events: Box::new(move |ev| (stream.lock().unwrap_or_else(|p| p.into_inner()))(ev)),
+            done: Box::new(move |result| {
+                let event = keep(&sessions, id, result);
+                (events.lock().unwrap_or_else(|p| p.into_inner()))(event);
+                kept();
+            }),
+        };
+        self.worker.submit(job).map_err(|_| ServiceError::Busy)
+    }
+}
+
+impl Service {
+    /// The image on screen exactly as the drafting model sees it: after the
+    /// default window and that model's own resize (before the resize when
+    /// there is no model, or the model is a GGUF file, whose projector says
+    /// its size only once loaded).
+    pub fn model_view(&self, reading: &Reading) -> Result<RgbImage, ServiceError> {
+        let rgb = reading.with_study(|s| model_input(s, 0)).transpose()?.ok_or(ServiceError::NoImage)?;
+        let settings = Settings::load(&self.data_dir);
+        let Some(model) = active_model(&self.data_dir, &settings).filter(|m| m.vision && m.path.is_dir()) else { return Ok(rgb) };
+        let words = |e: medgemma_models::ModelError| ServiceError::Model(e.to_string());
+        let config = medgemma_models::Gemma3Config::from_file(&model.path.join("config.json")).map_err(words)?;
+        match medgemma_models::ImageProcessor::for_model_dir(&model.path, &config).map_err(words)? {
+            Some(p) => p.resized(&image::DynamicImage::ImageRgb8(rgb)).map_err(words),
+            None => Ok(rgb),
+        }
+    }
+}
+
+/// A session's draft by id.
+fn find_draft(drafts: &[Draft], id: i64) -> Result<&Draft, ServiceError> {
+    drafts.iter().find(|d| d.id.0 == id).ok_or(ServiceError::NoSuchDraft(id))
+}
+
+#[cfg(test)]
+mod tests;
