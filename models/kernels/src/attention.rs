@@ -160,7 +160,7 @@ fn weighted_sums<'a, const R: usize>(
     value: impl Fn(usize) -> Option<&'a [f32; DIMS]>,
 ) -> [[f32; DIMS]; R] {
     let mut acc = [[0f32; DIMS]; R];
-    let w: [&[f32]; R] = std::array::from_fn(|r| weights(r));
+    let w: [&[f32]; R] = std::array::from_fn(weights);
     for (i, j) in keys.enumerate() {
         let Some(v) = value(j) else { continue };
         for r in 0..R {

@@ -125,7 +125,7 @@ pub struct WeightRows<'a> {
 pub fn gemv_many(ms: &[WeightRows], k: usize, xs: &[f32]) -> Vec<Vec<f32>> {
     let tokens = xs.len() / k;
     for m in ms {
-        assert!(k % m.format.block().0 == 0 && m.blocks.len() >= m.rows * m.format.row_bytes(k), "weights too short");
+        assert!(k.is_multiple_of(m.format.block().0) && m.blocks.len() >= m.rows * m.format.row_bytes(k), "weights too short");
     }
     // The activations once per format (Q8_0 and K-quants block differently).
     let mut acts: [Option<Vec<Activation>>; 3] = [None, None, None];
@@ -189,7 +189,7 @@ pub fn q8_0_gemm(weights: &[u8], n: usize, k: usize, xs: &[f32]) -> Option<Vec<f
 unsafe fn q8_0_gemm_avx512(weights: &[u8], n: usize, k: usize, xs: &[f32]) -> Vec<f32> {
     let nb = k / QK8_0;
     let row_bytes = Format::Q8_0.row_bytes(k);
-    assert!(k % QK8_0 == 0 && weights.len() >= n * row_bytes, "weights too short");
+    assert!(k.is_multiple_of(QK8_0) && weights.len() >= n * row_bytes, "weights too short");
     let m = xs.len() / k;
     let (mut act_u8, mut act_d) = (vec![0u8; m * k], vec![0f32; m * nb]);
     let (dst_u8, dst_d) = (SendPtr::new(act_u8.as_mut_ptr()), SendPtr::new(act_d.as_mut_ptr()));
@@ -223,7 +223,7 @@ unsafe fn q8_0_gemm_avx512(weights: &[u8], n: usize, k: usize, xs: &[f32]) -> Ve
 /// Rows of a Q8_0 matrix `blocks` ([n, k]) in f32, shared among the CPU
 /// pool's threads (candle's `dequantize` runs on one, and takes the whole matrix).
 pub fn dequantize_q8_0(blocks: &[u8], n: usize, k: usize) -> Vec<f32> {
-    assert!(k % QK8_0 == 0 && blocks.len() >= Format::Q8_0.row_bytes(k) * n, "weights too short");
+    assert!(k.is_multiple_of(QK8_0) && blocks.len() >= Format::Q8_0.row_bytes(k) * n, "weights too short");
     let mut out = vec![0f32; n * k];
     let dst = SendPtr::new(out.as_mut_ptr());
     let per_item = ROWS_PER_ITEM * k / QK8_0;
