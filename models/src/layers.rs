@@ -162,68 +162,19 @@ pub fn softmax_f32(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// `gelu_tanh(gate) · up`, element-wise: Gemma's gated MLP. On the CPU in
-/// f32 it is one pass with a polynomial exp that vectorizes (candle's `gelu`
-/// calls libm's tanh per element, which was a seventh of a long prompt).
+/// f32 it is medgemma-kernels' fused pass (candle's `gelu` calls libm's tanh
+/// per element, which was a seventh of a long prompt).
 pub fn gelu_tanh_mul(gate: &Tensor, up: &Tensor) -> candle_core::Result<Tensor> {
     if !gate.device().is_cpu() || gate.dtype() != DType::F32 || up.dtype() != DType::F32 || gate.shape() != up.shape() {
         return gate.gelu()? * up;
     }
     let (g, u) = (gate.flatten_all()?.to_vec1::<f32>()?, up.flatten_all()?.to_vec1::<f32>()?);
-    let mut out = vec![0f32; g.len()];
-    const CHUNK: usize = 4096;
-    if g.len() <= 4 * CHUNK {
-        gelu_tanh_mul_slice(&g, &u, &mut out);
-    } else {
-        let dst = crate::quantized_matmul::SendPtr::new(out.as_mut_ptr());
-        candle_core::utils::barrier_pool().execute_chunked(g.len().div_ceil(CHUNK), |items| {
-            let (a, b) = (items.start * CHUNK, (items.end * CHUNK).min(g.len()));
-            // SAFETY: the pool hands out disjoint item ranges within `out`.
-            let o = unsafe { std::slice::from_raw_parts_mut(dst.at(a), b - a) };
-            gelu_tanh_mul_slice(&g[a..b], &u[a..b], o);
-        });
-    }
-    Tensor::from_vec(out, gate.shape(), gate.device())
-}
-
-/// gelu_tanh(x) = x / (1 + exp(−2u)), u = √(2/π)(x + 0.044715x³), the same
-/// function as 0.5x(1 + tanh u).
-fn gelu_tanh_mul_slice(g: &[f32], u: &[f32], out: &mut [f32]) {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    for ((o, &x), &y) in out.iter_mut().zip(g).zip(u) {
-        let inner = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-        *o = x / (1.0 + exp_approx(-2.0 * inner)) * y;
-    }
-}
-
-/// eˣ to a few units in the last place, in plain float operations that the
-/// compiler turns into SIMD: x = n·ln2 + r with ln2 split in two parts so r
-/// is exact (Cody–Waite), 2ⁿ from the exponent bits, eʳ (|r| ≤ ½ln2) from
-/// its Taylor series to degree 7.
-#[inline(always)]
-fn exp_approx(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.0, 88.0);
-    // Round to nearest with the 1.5·2²³ trick (no rounding instruction needed).
-    let n = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    Tensor::from_vec(medgemma_kernels::gelu::gelu_tanh_mul(&g, &u), gate.shape(), gate.device())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_approx_is_within_a_few_ulps_of_libm() {
-        let mut worst = 0f32;
-        for i in -8700..8800 {
-            let x = i as f32 / 100.0 + 0.003;
-            worst = worst.max(((exp_approx(x) - x.exp()) / x.exp()).abs());
-        }
-        assert!(worst < 5e-7, "worst relative error {worst}");
-    }
 
     #[test]
     fn fused_gelu_matches_candles_gelu_tanh() {

@@ -12,6 +12,11 @@
 //! println!("\n{:?} after {} tokens", out.stop_reason, out.token_ids.len());
 //! # Ok::<(), medgemma_models::ModelError>(())
 //! ```
+//!
+//! No unsafe code here but the memory maps of weight files (each spot allowed
+//! and commented); every unsafe SIMD kernel lives in medgemma-kernels.
+
+#![deny(unsafe_code)]
 
 pub mod chat;
 pub mod config;

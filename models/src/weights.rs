@@ -47,6 +47,8 @@ impl Weights {
         }
         // SAFETY: the files are memory-mapped read-only; a file changed on disk
         // while mapped is the user's error, as with every mmap-based loader.
+        // Unsafe allowed here: candle maps safetensors files only through it.
+        #[allow(unsafe_code)]
         let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }.map_err(|e| ModelError::BadWeights {
             path: files[0].clone(),
             reason: e.to_string(),

@@ -65,6 +65,8 @@ impl GgufFile {
         }
         // SAFETY: mapped read-only; a file changed on disk while it is being
         // loaded is the user's error, as with every mmap-based loader.
+        // Unsafe allowed here: memmap2 cannot map a file without it.
+        #[allow(unsafe_code)]
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ModelError::Io { path: path.into(), source })?;
         Ok(Self { path: path.to_path_buf(), content, map })
     }
@@ -174,7 +176,7 @@ impl GgufFile {
             QStorage::from_data(Cow::Borrowed(bytes), device, info.ggml_dtype)
         } else {
             let mut aligned = vec![0u64; len.div_ceil(8)];
-            let view = &mut bytemuck_bytes(&mut aligned)[..len];
+            let view = &mut medgemma_kernels::byte_views::u64_words_as_bytes_mut(&mut aligned)[..len];
             view.copy_from_slice(bytes);
             QStorage::from_data(Cow::Borrowed(view), device, info.ggml_dtype)
         }
@@ -195,6 +197,8 @@ impl GgufFile {
                 // SAFETY: the map is read-only and file-backed: dropped pages are
                 // read back from the file if touched again; no reference into
                 // this range outlives this call (the bytes were copied).
+                // Unsafe allowed here: madvise on the map is unsafe in memmap2.
+                #[allow(unsafe_code)]
                 let _ = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from) };
             }
         }
@@ -287,11 +291,6 @@ pub(crate) fn as_i64(v: &Value) -> Option<i64> {
 
 pub(crate) fn value_f32(v: &Value) -> Option<f32> {
     as_f64(v).map(|x| x as f32)
-}
-
-fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: u64 has no padding and every byte pattern is a valid u8.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) }
 }
 
 /// The name llama.cpp's converter gives a Hugging Face Gemma 3 decoder tensor

@@ -111,6 +111,7 @@ pub fn quantize_q8_0_offset(x: &[f32], q: &mut [u8], d: &mut [f32]) {
     }
 }
 
+/// The f16 at byte `at` of `b`, as f32.
 pub(crate) fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[at], b[at + 1]])).to_f32()
 }
