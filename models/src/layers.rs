@@ -6,9 +6,7 @@ use std::sync::Arc;
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Module, Tensor, D};
 
-use crate::error::Result;
 use crate::quantized_matmul::QuantizedMatrix;
-use crate::weights::Weights;
 
 /// `y = x Wᵀ + b`, with W stored [out, in] as in PyTorch's Linear: dense,
 /// or a quantized GGUF matrix (see `quantized_matmul`).
@@ -19,10 +17,6 @@ pub enum Linear {
 }
 
 impl Linear {
-    pub fn load(w: &Weights, name: &str, in_dim: usize, out_dim: usize, bias: bool) -> Result<Self> {
-        w.linear(name, in_dim, out_dim, bias)
-    }
-
     pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Self {
         Self::Dense { weight, bias }
     }
@@ -111,8 +105,9 @@ pub struct GemmaRmsNorm {
 }
 
 impl GemmaRmsNorm {
-    pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { scale: w.gemma_norm_scale(&format!("{name}.weight"), dim)?, eps: eps as f32 })
+    /// `scale` is `1 + weight`, in f32, as the weights loader prepares it.
+    pub fn new(scale: Tensor, eps: f64) -> Self {
+        Self { scale, eps: eps as f32 }
     }
 }
 
@@ -134,12 +129,9 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn load(w: &Weights, name: &str, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self {
-            weight: w.get_f32(&format!("{name}.weight"), &[dim])?,
-            bias: w.get_f32(&format!("{name}.bias"), &[dim])?,
-            eps: eps as f32,
-        })
+    /// `weight` and `bias` in f32.
+    pub fn new(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        Self { weight, bias, eps: eps as f32 }
     }
 }
 

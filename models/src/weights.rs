@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::error::{ModelError, Result};
 use crate::gguf::GgufFile;
-use crate::layers::{Embedding, Linear};
+use crate::layers::{Embedding, GemmaRmsNorm, LayerNorm, Linear};
 
 enum Source {
     Safetensors { files: candle_core::safetensors::MmapedSafetensors, names: HashMap<String, (Vec<usize>, PathBuf)> },
@@ -176,6 +176,16 @@ impl Weights {
 
     /// A token embedding table [vocab, hidden]; a quantized GGUF table stays
     /// quantized (rows are dequantized as they are looked up).
+    /// Gemma's RMSNorm `name` (its `.weight`, stored as `weight`, applied as `1 + weight`).
+    pub fn gemma_rms_norm(&self, name: &str, dim: usize, eps: f64) -> Result<GemmaRmsNorm> {
+        Ok(GemmaRmsNorm::new(self.gemma_norm_scale(&format!("{name}.weight"), dim)?, eps))
+    }
+
+    /// LayerNorm `name` (its `.weight` and `.bias`).
+    pub fn layer_norm(&self, name: &str, dim: usize, eps: f64) -> Result<LayerNorm> {
+        Ok(LayerNorm::new(self.get_f32(&format!("{name}.weight"), &[dim])?, self.get_f32(&format!("{name}.bias"), &[dim])?, eps))
+    }
+
     pub fn embedding(&self, name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
         match &self.source {
             Source::Gguf { text, projector } => {

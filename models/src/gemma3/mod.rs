@@ -37,7 +37,7 @@ impl Projector {
     fn load(w: &Weights, prefix: &str, cfg: &Gemma3Config) -> Result<Self> {
         let v = cfg.vision.as_ref().ok_or(ModelError::NoVision)?;
         Ok(Self {
-            norm: GemmaRmsNorm::load(w, &format!("{prefix}mm_soft_emb_norm"), v.hidden_size, cfg.text.rms_norm_eps)?,
+            norm: w.gemma_rms_norm(&format!("{prefix}mm_soft_emb_norm"), v.hidden_size, cfg.text.rms_norm_eps)?,
             weight: w.get(&format!("{prefix}mm_input_projection_weight"), &[v.hidden_size, cfg.text.hidden_size])?,
             grid: v.patches_per_side(),
             side: (cfg.mm_tokens_per_image as f64).sqrt() as usize,

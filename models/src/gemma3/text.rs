@@ -30,12 +30,12 @@ impl Attention {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim);
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         Ok(Self {
-            q_proj: Linear::load(w, &format!("{p}.q_proj"), h, nh * hd, false)?,
-            k_proj: Linear::load(w, &format!("{p}.k_proj"), h, nkv * hd, false)?,
-            v_proj: Linear::load(w, &format!("{p}.v_proj"), h, nkv * hd, false)?,
-            o_proj: Linear::load(w, &format!("{p}.o_proj"), nh * hd, h, false)?,
-            q_norm: GemmaRmsNorm::load(w, &format!("{p}.q_norm"), hd, cfg.rms_norm_eps)?,
-            k_norm: GemmaRmsNorm::load(w, &format!("{p}.k_norm"), hd, cfg.rms_norm_eps)?,
+            q_proj: w.linear(&format!("{p}.q_proj"), h, nh * hd, false)?,
+            k_proj: w.linear(&format!("{p}.k_proj"), h, nkv * hd, false)?,
+            v_proj: w.linear(&format!("{p}.v_proj"), h, nkv * hd, false)?,
+            o_proj: w.linear(&format!("{p}.o_proj"), nh * hd, h, false)?,
+            q_norm: w.gemma_rms_norm(&format!("{p}.q_norm"), hd, cfg.rms_norm_eps)?,
+            k_norm: w.gemma_rms_norm(&format!("{p}.k_norm"), hd, cfg.rms_norm_eps)?,
             num_heads: nh,
             num_kv_heads: nkv,
             head_dim: hd,
@@ -112,9 +112,9 @@ impl Mlp {
     fn load(w: &Weights, p: &str, cfg: &TextConfig) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
-            gate: Linear::load(w, &format!("{p}.gate_proj"), h, i, false)?,
-            up: Linear::load(w, &format!("{p}.up_proj"), h, i, false)?,
-            down: Linear::load(w, &format!("{p}.down_proj"), i, h, false)?,
+            gate: w.linear(&format!("{p}.gate_proj"), h, i, false)?,
+            up: w.linear(&format!("{p}.up_proj"), h, i, false)?,
+            down: w.linear(&format!("{p}.down_proj"), i, h, false)?,
         })
     }
 
@@ -185,7 +185,7 @@ impl TextModel {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let lp = format!("{p}layers.{i}");
-            let norm = |n: &str| GemmaRmsNorm::load(w, &format!("{lp}.{n}"), cfg.hidden_size, cfg.rms_norm_eps);
+            let norm = |n: &str| w.gemma_rms_norm(&format!("{lp}.{n}"), cfg.hidden_size, cfg.rms_norm_eps);
             layers.push(DecoderLayer {
                 attn: Attention::load(w, &format!("{lp}.self_attn"), cfg)?,
                 mlp: Mlp::load(w, &format!("{lp}.mlp"), cfg)?,
@@ -199,7 +199,7 @@ impl TextModel {
         let lm_head = if cfg.tie_word_embeddings || !w.contains("lm_head.weight") {
             embed_tokens.tied_head()?
         } else {
-            Linear::load(w, "lm_head", cfg.hidden_size, cfg.vocab_size, false)?
+            w.linear("lm_head", cfg.hidden_size, cfg.vocab_size, false)?
         };
         // The reference multiplies by √hidden cast to the weights' dtype.
         let embed_scale = Tensor::new((cfg.hidden_size as f32).sqrt(), &w.device)?.to_dtype(w.dtype)?;
@@ -208,7 +208,7 @@ impl TextModel {
             embed_tokens,
             embed_scale,
             layers,
-            norm: GemmaRmsNorm::load(w, &format!("{p}norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
+            norm: w.gemma_rms_norm(&format!("{p}norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
             lm_head,
             rope_global: RotaryTables::new(cfg.rope_global, cfg.head_dim),
             rope_local: RotaryTables::new(cfg.rope_local, cfg.head_dim),

@@ -62,10 +62,10 @@ impl VisionTower {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for l in 0..cfg.num_hidden_layers {
             let lp = format!("{prefix}encoder.layers.{l}");
-            let lin = |name: &str, a, b| Linear::load(w, &format!("{lp}.{name}"), a, b, true);
+            let lin = |name: &str, a, b| w.linear(&format!("{lp}.{name}"), a, b, true);
             layers.push(EncoderLayer {
-                ln1: LayerNorm::load(w, &format!("{lp}.layer_norm1"), h, cfg.layer_norm_eps)?,
-                ln2: LayerNorm::load(w, &format!("{lp}.layer_norm2"), h, cfg.layer_norm_eps)?,
+                ln1: w.layer_norm(&format!("{lp}.layer_norm1"), h, cfg.layer_norm_eps)?,
+                ln2: w.layer_norm(&format!("{lp}.layer_norm2"), h, cfg.layer_norm_eps)?,
                 q: lin("self_attn.q_proj", h, h)?,
                 k: lin("self_attn.k_proj", h, h)?,
                 v: lin("self_attn.v_proj", h, h)?,
@@ -80,7 +80,7 @@ impl VisionTower {
             patch_bias: w.get(&format!("{prefix}embeddings.patch_embedding.bias"), &[h])?,
             positions: w.get(&format!("{prefix}embeddings.position_embedding.weight"), &[n, h])?,
             layers,
-            post_layernorm: LayerNorm::load(w, &format!("{prefix}post_layernorm"), h, cfg.layer_norm_eps)?,
+            post_layernorm: w.layer_norm(&format!("{prefix}post_layernorm"), h, cfg.layer_norm_eps)?,
         })
     }
 
