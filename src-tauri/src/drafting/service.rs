@@ -240,10 +240,6 @@ impl Service {
         Service { data_dir: data_dir.to_path_buf(), sessions, worker }
     }
 
-    pub fn sessions(&self) -> &Sessions {
-        &self.sessions
-    }
-
     /// Whether a draft is being made.
     pub fn busy(&self) -> bool {
         self.worker.busy()

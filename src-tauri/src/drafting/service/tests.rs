@@ -93,7 +93,7 @@ fn imaging_composites_alpha_onto_white_exactly_as_the_runtime_does() {
     assert_eq!(imaging::rgb_on_white(&img), medgemma_models::processor::to_rgb_on_white(&img));
 }
 
-/// The drafts kept in the session, waiting until `n` are there.
+/// A session as the store keeps it, with its drafts.
 fn drafts(sessions: &Sessions, id: SessionId) -> SessionDetail {
     sessions.with_store(|s| s.session(id)).expect("the store").expect("the session")
 }
