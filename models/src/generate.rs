@@ -1,12 +1,17 @@
-//! Turning logits into tokens: greedy by default (clinical determinism), or
+//! Turning logits into tokens (the sampler and the decode loop): greedy by default (clinical determinism), or
 //! seeded sampling; stop tokens; text streamed as whole UTF-8 characters;
 //! cancellation; and the statistics a user sees (time to first token, tok/s).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::error::{ModelError, Result};
+use crate::gemma3::{Gemma3, KvCache, TokenKind};
+use crate::tokenizer::TextTokenizer;
 
 /// How to generate. `temperature == 0` means greedy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,6 +206,80 @@ pub fn split_thinking(text: &str) -> (Option<String>, String) {
             (Some(thought), answer)
         }
         _ => (None, text.to_owned()),
+    }
+}
+
+/// The decode loop, after the prompt is read: sample from `logits`, stream
+/// the text, stop (end of turn, token limit, full context, cancel), and feed
+/// each token back through the decoder. The tokens made and why it stopped.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn decode_loop(
+    gemma: &Gemma3,
+    tokenizer: Option<&TextTokenizer>,
+    cache: &mut KvCache,
+    logits: &mut Tensor,
+    prompt: &[u32],
+    params: &GenerationParams,
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+    stats: &mut GenerationStats,
+    start: Instant,
+) -> Result<(Vec<u32>, StopReason)> {
+    let limit = gemma.config.text.max_position_embeddings;
+    let stops = &gemma.config.eos_token_ids;
+    let mut sampler = Sampler::new(params);
+    let mut history = prompt.to_vec();
+    let mut tokens = Vec::new();
+    let mut stream = TextStream::default();
+    let decode_start = Instant::now();
+    let reason = loop {
+        if cancel.load(Ordering::Relaxed) {
+            break StopReason::Cancelled;
+        }
+        if tokens.len() >= params.max_new_tokens {
+            break StopReason::MaxTokens;
+        }
+        if cache.seen() >= limit {
+            break StopReason::ContextFull;
+        }
+        let next = sampler.sample(logits, &history)?;
+        if tokens.is_empty() {
+            stats.time_to_first_token_ms = ms(start);
+        }
+        if !params.ignore_eos && stops.contains(&next) {
+            break StopReason::EndOfTurn;
+        }
+        tokens.push(next);
+        history.push(next);
+        if let Some(t) = tokenizer {
+            if let Some(piece) = stream.push(next, |ids| t.decode(ids))? {
+                on_text(&piece);
+            }
+        }
+        if tokens.len() >= params.max_new_tokens {
+            break StopReason::MaxTokens;
+        }
+        let embeds = gemma.text.embed(&[next])?;
+        let hidden = gemma.text.forward(&embeds, &[TokenKind::Text], cache)?;
+        *logits = gemma.text.last_logits(&hidden)?;
+    };
+    stats.generated_tokens = tokens.len();
+    stats.decode_ms = ms(decode_start);
+    stats.decode_tok_s = per_second(tokens.len().saturating_sub(1), stats.decode_ms);
+    Ok((tokens, reason))
+}
+
+/// Milliseconds since `since`.
+pub(crate) fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
+}
+
+/// `n` per second over `ms` milliseconds (0 when no time passed).
+pub(crate) fn per_second(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        n as f64 / (ms / 1000.0)
+    } else {
+        0.0
     }
 }
 

@@ -2,9 +2,9 @@
 //! windows, SQLite or DICOM: find a model, load it on a device, generate.
 //!
 //! ```no_run
-//! use medgemma_models::{DeviceChoice, GenerationParams, Message, Model, Role, Content};
+//! use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, ModelSource, Role};
 //! use std::sync::atomic::AtomicBool;
-//! let model = Model::load("medgemma-4b-it".as_ref(), DeviceChoice::Auto)?;
+//! let model = Model::load(&ModelSource::at("medgemma-4b-it".as_ref()), DeviceChoice::Auto)?;
 //! let image = medgemma_models::open_image("chest.png".as_ref())?;
 //! let conversation = [Message { role: Role::User, content: vec![Content::Text("Describe this X-ray".into()), Content::Image] }];
 //! let ids = model.encode_conversation(&conversation)?;
@@ -18,29 +18,43 @@
 
 #![deny(unsafe_code)]
 
-pub mod chat;
+// The front door (re-exported below) is all the app uses; the modules are
+// the runtime's own. `config` is public as the model's description (as in
+// candle-transformers), `registry` for finding models, `formats` for tools
+// that read a model's files without loading it (and for fuzzing).
+mod chat;
 pub mod config;
-pub mod device;
-pub mod error;
-pub mod gemma3;
-pub mod generate;
-pub mod gguf;
+mod device;
+mod error;
+pub mod formats;
+mod gemma3;
+mod generate;
+mod gguf;
 mod layers;
-pub mod memory;
-pub mod model;
-pub mod processor;
-pub mod quantized_matmul;
-pub mod resample;
-pub mod reuse;
-pub mod siglip;
-pub mod tokenizer;
+mod memory;
+mod model;
+mod processor;
+mod quantized_matmul;
+pub mod registry;
+mod resample;
+mod reuse;
+mod siglip;
+mod tokenizer;
 mod weights;
 
-pub use chat::{ChatTemplate, Content, Message, Role};
-pub use config::Gemma3Config;
+// Load: where a model is, the device, and the errors a user is told.
 pub use device::{DeviceChoice, DeviceError};
 pub use error::ModelError;
+pub use model::{Model, ModelSource};
+// Which CPU kernel set runs the quantized products (benchmarks report it).
+pub use quantized_matmul::cpu_kernels;
+// A conversation.
+pub use chat::{Content, Message, Role};
+// Generating.
 pub use generate::{Generation, GenerationParams, GenerationStats, StopReason};
-pub use model::Model;
-pub use processor::{open_image, ImageProcessor};
 pub use reuse::Reuse;
+// Images.
+pub use processor::{open_image, ImageProcessor};
+// Memory: what a model needs, what is free.
+pub use config::Gemma3Config;
+pub use memory::{available_memory, memory_need, MemoryNeed, DRAFT_CONTEXT};

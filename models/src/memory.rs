@@ -26,7 +26,7 @@ impl MemoryNeed {
 }
 
 /// What `config` needs with weights of `dtype_bytes` bytes each and a context of `context` tokens.
-pub fn need(config: &Gemma3Config, dtype_bytes: u64, context: usize) -> MemoryNeed {
+pub fn memory_need(config: &Gemma3Config, dtype_bytes: u64, context: usize) -> MemoryNeed {
     let t = &config.text;
     let mut params = t.parameter_count();
     if let Some(v) = &config.vision {
@@ -57,7 +57,7 @@ pub fn need(config: &Gemma3Config, dtype_bytes: u64, context: usize) -> MemoryNe
 
 /// The memory the app may use now: the limit set in `LIMIT_ENV`, else the
 /// system's available memory (Linux: MemAvailable). `None` when unknown.
-pub fn available_bytes() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     if let Some(mb) = std::env::var(LIMIT_ENV).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(mb << 20);
     }
@@ -82,7 +82,7 @@ pub fn available_bytes_on(device: &candle_core::Device) -> Option<u64> {
                 .ok()?;
             parse_nvidia_smi_mib(&String::from_utf8_lossy(&out.stdout))
         }
-        _ => available_bytes(),
+        _ => available_memory(),
     }
 }
 
@@ -121,8 +121,8 @@ mod tests {
                 "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 896, "patch_size": 14, "vision_use_head": false }
         }"#;
         let config = Gemma3Config::from_json_str(json).unwrap();
-        let gpu = need(&config, 2, DRAFT_CONTEXT);
-        let cpu = need(&config, 4, DRAFT_CONTEXT);
+        let gpu = memory_need(&config, 2, DRAFT_CONTEXT);
+        let cpu = memory_need(&config, 4, DRAFT_CONTEXT);
         assert!((8.0e9..9.2e9).contains(&(gpu.weights_bytes as f64)), "{gpu:?}");
         assert_eq!(cpu.weights_bytes, 2 * gpu.weights_bytes);
         assert!(cpu.kv_cache_bytes < 2_000_000_000, "sliding layers keep the cache small: {cpu:?}");

@@ -1,35 +1,131 @@
-//! The public face of the runtime: load a model folder on a device, build
-//! prompts from conversations, and generate with a per-token callback and a
-//! cancel flag.
+//! The runtime's front door: where a model comes from (`ModelSource`), loading
+//! it on a device (`Model::load`), prompts from conversations, and generation
+//! with a per-token callback and a cancel flag. Fresh, reused and follow-up
+//! generation share one prefill path (`read_prompt`); the decode loop is in
+//! `generate`, beside sampling.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use image::DynamicImage;
 
 use crate::chat::{expand_image_tokens, ChatTemplate, Message};
-use crate::config::Gemma3Config;
+use crate::config::{Gemma3Config, ProjectorConfig, TextConfig};
 use crate::device::DeviceChoice;
 use crate::error::{ModelError, Result};
 use crate::gemma3::{Gemma3, KvCache, TokenKind};
-use crate::generate::{split_thinking, Generation, GenerationParams, GenerationStats, Sampler, StopReason, TextStream};
+use crate::generate::{decode_loop, ms, per_second, split_thinking, Generation, GenerationParams, GenerationStats, StopReason};
+use crate::gguf::{self, GgufFile};
+use crate::memory::{self, MemoryNeed};
 use crate::processor::ImageProcessor;
 use crate::reuse::{Checkpoint, Reuse};
 use crate::tokenizer::TextTokenizer;
 
 /// The tokens that mark images in Gemma 3 prompts.
-pub const BOI: &str = "<start_of_image>";
-pub const EOI: &str = "<end_of_image>";
-pub const IMAGE_SOFT_TOKEN: &str = "<image_soft_token>";
+const BOI: &str = "<start_of_image>";
+const EOI: &str = "<end_of_image>";
+const IMAGE_SOFT_TOKEN: &str = "<image_soft_token>";
 
+/// Where a model's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A Hugging Face model folder (config.json, *.safetensors, tokenizer.json …).
+    Folder(PathBuf),
+    /// A GGUF decoder (llama.cpp's format) and its vision projector; `None`:
+    /// the one `mmproj*.gguf` beside the decoder, if there is one.
+    Gguf { model: PathBuf, projector: Option<PathBuf> },
+}
+
+impl ModelSource {
+    /// A `.gguf` file is a GGUF decoder (its projector looked for beside it);
+    /// anything else is taken for a model folder (loading says what is wrong).
+    pub fn at(path: &Path) -> Self {
+        if path.is_file() && gguf::is_gguf_path(path) {
+            ModelSource::Gguf { model: path.into(), projector: None }
+        } else {
+            ModelSource::Folder(path.into())
+        }
+    }
+
+    /// `at(path)`, or with an explicit vision projector the GGUF pair.
+    pub fn with_projector(path: &Path, projector: Option<&Path>) -> Self {
+        match projector {
+            Some(p) => ModelSource::Gguf { model: path.into(), projector: Some(p.into()) },
+            None => Self::at(path),
+        }
+    }
+
+    /// The folder, or the GGUF decoder file.
+    pub fn path(&self) -> &Path {
+        match self {
+            ModelSource::Folder(dir) => dir,
+            ModelSource::Gguf { model, .. } => model,
+        }
+    }
+
+    pub fn is_gguf(&self) -> bool {
+        matches!(self, ModelSource::Gguf { .. })
+    }
+
+    /// The model's name: the folder's, or the GGUF file's without `.gguf`.
+    pub fn id(&self) -> String {
+        let name = match self {
+            ModelSource::Folder(dir) => dir.file_name(),
+            ModelSource::Gguf { model, .. } => model.file_stem(),
+        };
+        name.map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
+    }
+
+    /// The vision projector a GGUF decoder is loaded with: the given one, else
+    /// the one beside it. `None` for a folder.
+    pub fn projector(&self) -> Option<PathBuf> {
+        match self {
+            ModelSource::Folder(_) => None,
+            ModelSource::Gguf { model, projector } => projector.clone().or_else(|| gguf::projector_next_to(model)),
+        }
+    }
+
+    /// The files holding the weights, in a fixed order (what a weights hash
+    /// covers): a folder's `.safetensors` files by name; a GGUF decoder, then
+    /// its projector.
+    pub fn weight_files(&self) -> std::io::Result<Vec<PathBuf>> {
+        match self {
+            ModelSource::Folder(dir) => {
+                let mut files: Vec<PathBuf> =
+                    std::fs::read_dir(dir)?.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "safetensors")).collect();
+                files.sort();
+                Ok(files)
+            }
+            ModelSource::Gguf { model, .. } => Ok(std::iter::once(model.clone()).chain(self.projector()).collect()),
+        }
+    }
+
+    /// How an image is resized and normalised for this model, read from its
+    /// files without loading weights; `None` for a model that reads no images
+    /// (or a GGUF decoder without its projector).
+    pub fn image_processor(&self) -> Result<Option<ImageProcessor>> {
+        match self {
+            ModelSource::Folder(dir) => {
+                let config = Gemma3Config::from_file(&dir.join("config.json"))?;
+                config.vision.map(|v| ImageProcessor::for_model_dir(dir, v.image_size)).transpose()
+            }
+            ModelSource::Gguf { .. } => match self.projector() {
+                Some(p) => Ok(Some(ProjectorConfig::from_gguf(&GgufFile::open(&p)?)?.processor)),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
+/// A loaded Gemma 3 / MedGemma model, ready to generate.
 pub struct Model {
-    pub dir: PathBuf,
-    pub gemma: Gemma3,
-    pub tokenizer: Option<TextTokenizer>,
-    pub template: ChatTemplate,
-    pub processor: Option<ImageProcessor>,
+    source: ModelSource,
+    gemma: Gemma3,
+    tokenizer: Option<TextTokenizer>,
+    template: ChatTemplate,
+    processor: Option<ImageProcessor>,
     device: Device,
     /// A GGUF decoder with image tokens whose vision projector was not found.
     projector_missing: bool,
@@ -38,7 +134,7 @@ pub struct Model {
 /// The dtype a device computes in: f32 on CPU (exact, and candle's CPU
 /// kernels are fastest in f32); bf16 on CUDA and Metal, where Gemma 3 was
 /// trained in bf16 and f16 overflows its activations.
-pub fn dtype_for(device: &Device) -> DType {
+fn dtype_for(device: &Device) -> DType {
     if device.is_cpu() {
         DType::F32
     } else {
@@ -47,26 +143,20 @@ pub fn dtype_for(device: &Device) -> DType {
 }
 
 impl Model {
-    /// Loads a Hugging Face model folder on the chosen device.
-    pub fn load(dir: &Path, device: DeviceChoice) -> Result<Self> {
+    /// Loads a model on the chosen device: the files are checked, and the
+    /// model's memory need compared with the device's free memory, before any
+    /// weight is read.
+    pub fn load(source: &ModelSource, device: DeviceChoice) -> Result<Self> {
         let device = device.open()?;
         let dtype = dtype_for(&device);
-        Self::load_on(dir, &device, dtype)
-    }
-
-    /// Loads a GGUF decoder with the vision projector `mmproj` (None: the one
-    /// next to it, if any), or a model folder when `mmproj` is None.
-    pub fn load_with_projector(path: &Path, mmproj: Option<&Path>, device: DeviceChoice) -> Result<Self> {
-        let device = device.open()?;
-        let dtype = dtype_for(&device);
-        match mmproj {
-            Some(p) => Self::load_gguf(path, Some(p), &device, dtype),
-            None => Self::load_on(path, &device, dtype),
+        match source {
+            ModelSource::Folder(dir) => Self::load_folder(dir, &device, dtype),
+            ModelSource::Gguf { model, projector } => Self::load_gguf(model, projector.as_deref(), &device, dtype),
         }
     }
 
-    pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        if dir.is_file() && crate::gguf::is_gguf_path(dir) {
+    fn load_folder(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
+        if dir.is_file() && gguf::is_gguf_path(dir) {
             return Self::load_gguf(dir, None, device, dtype);
         }
         if dir.is_file() {
@@ -85,7 +175,7 @@ impl Model {
         let mut config = Gemma3Config::from_file(&config_path)?;
         // Before any weight is read: refuse a model that cannot fit in the
         // chosen device's free memory (RAM, or the GPU's own), with what to do.
-        check_fits(crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT), device)?;
+        check_fits(memory::memory_need(&config, dtype.size_in_bytes() as u64, memory::DRAFT_CONTEXT), device)?;
         let tokenizer = if dir.join("tokenizer.json").is_file() { Some(TextTokenizer::from_dir(dir)?) } else { None };
         // Stop on every end token the model declares anywhere: config.json,
         // generation_config.json, and the tokenizer's `<eos>`/`<end_of_turn>`.
@@ -101,28 +191,28 @@ impl Model {
         }
         config.eos_token_ids.sort_unstable();
         config.eos_token_ids.dedup();
-        let processor = ImageProcessor::for_model_dir(dir, &config)?;
+        let processor = config.vision.as_ref().map(|v| ImageProcessor::for_model_dir(dir, v.image_size)).transpose()?;
         let template = ChatTemplate::from_model_dir(dir)?;
         let gemma = Gemma3::load(dir, config, device, dtype)?;
-        Ok(Self { dir: dir.into(), gemma, tokenizer, template, processor, device: device.clone(), projector_missing: false })
+        Ok(Self { source: ModelSource::Folder(dir.into()), gemma, tokenizer, template, processor, device: device.clone(), projector_missing: false })
     }
 
     /// Loads a GGUF decoder (llama.cpp's format) with the tokenizer and chat
     /// template in its metadata, and its vision projector: `mmproj`, else the
     /// one `mmproj*.gguf` next to it. Both files are checked, and the
     /// projector matched to the decoder, before any tensor is read.
-    pub fn load_gguf(path: &Path, mmproj: Option<&Path>, device: &Device, dtype: DType) -> Result<Self> {
-        let file = crate::gguf::GgufFile::open(path)?;
+    fn load_gguf(path: &Path, mmproj: Option<&Path>, device: &Device, dtype: DType) -> Result<Self> {
+        let file = GgufFile::open(path)?;
         // The architecture and hyperparameters first: a file we cannot run is
         // named before its (large) vocabulary is read.
-        crate::gguf::config::text_config(&file)?;
-        let tokenizer = crate::gguf::tokenizer::from_gguf(&file)?;
-        let mut config = crate::gguf::config::gemma3_config(&file, &tokenizer)?;
-        let projector_path = mmproj.map(Path::to_path_buf).or_else(|| crate::gguf::projector_next_to(path));
+        TextConfig::from_gguf(&file)?;
+        let tokenizer = gguf::tokenizer::from_gguf(&file)?;
+        let mut config = Gemma3Config::from_gguf(&file, &tokenizer)?;
+        let projector_path = mmproj.map(Path::to_path_buf).or_else(|| gguf::projector_next_to(path));
         let (projector, processor) = match &projector_path {
             Some(p) => {
-                let pfile = crate::gguf::GgufFile::open(p)?;
-                let pc = crate::gguf::config::projector_config(&pfile)?;
+                let pfile = GgufFile::open(p)?;
+                let pc = ProjectorConfig::from_gguf(&pfile)?;
                 if pc.text_hidden != config.text.hidden_size {
                     return Err(ModelError::BadWeights {
                         path: p.clone(),
@@ -149,7 +239,7 @@ impl Model {
         // A multimodal decoder (it has image tokens) without its projector can
         // still write text; asked to look at an image, it says what is missing.
         let projector_missing = projector.is_none() && tokenizer.token_id(IMAGE_SOFT_TOKEN).is_some();
-        let mut need = crate::memory::need(&config, dtype.size_in_bytes() as u64, crate::memory::DRAFT_CONTEXT);
+        let mut need = memory::memory_need(&config, dtype.size_in_bytes() as u64, memory::DRAFT_CONTEXT);
         need.weights_bytes = file.tensor_bytes_total() + projector.as_ref().map_or(0, |p| p.tensor_bytes_total());
         check_fits(need, device)?;
         let template = match file.string("tokenizer.chat_template") {
@@ -159,7 +249,7 @@ impl Model {
         let w = crate::weights::Weights::gguf(file, projector, device, dtype);
         let gemma = Gemma3::from_weights(&w, config)?;
         Ok(Self {
-            dir: path.into(),
+            source: ModelSource::Gguf { model: path.into(), projector: projector_path },
             gemma,
             tokenizer: Some(tokenizer),
             template,
@@ -173,13 +263,43 @@ impl Model {
         &self.gemma.config
     }
 
+    /// Where it was loaded from.
+    pub fn source(&self) -> &ModelSource {
+        &self.source
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }
 
+    /// The device it runs on, as provenance names it: "cpu", "cuda", "metal".
+    pub fn device_name(&self) -> &'static str {
+        match self.device.location() {
+            candle_core::DeviceLocation::Cpu => "cpu",
+            candle_core::DeviceLocation::Cuda { .. } => "cuda",
+            candle_core::DeviceLocation::Metal { .. } => "metal",
+        }
+    }
+
+    /// The dtype it computes in: "f32" on the CPU, "bf16" on a GPU.
+    pub fn compute_dtype(&self) -> &'static str {
+        dtype_for(&self.device).as_str()
+    }
+
+    /// It has a vision tower (with its projector) and reads images.
+    pub fn reads_images(&self) -> bool {
+        self.processor.is_some() && self.gemma.has_vision()
+    }
+
+    /// What it needs in memory with `context` tokens of context, in its
+    /// compute dtype.
+    pub fn memory_need(&self, context: usize) -> MemoryNeed {
+        memory::memory_need(self.config(), dtype_for(&self.device).size_in_bytes() as u64, context)
+    }
+
     fn tokenizer(&self) -> Result<&TextTokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| ModelError::NotAModel {
-            path: self.dir.clone(),
+            path: self.source.path().into(),
             reason: "it has no tokenizer.json (pass token ids instead of text)".into(),
         })
     }
@@ -188,7 +308,13 @@ impl Model {
     pub fn render_prompt(&self, messages: &[Message]) -> Result<String> {
         let bos = self.tokenizer.as_ref().map_or("<bos>", |t| t.bos_text());
         let text = self.template.render(messages, bos)?;
-        Ok(expand_image_tokens(&text, BOI, IMAGE_SOFT_TOKEN, EOI, self.config().mm_tokens_per_image))
+        Ok(self.expand_images(&text))
+    }
+
+    /// Raw prompt text with each `<start_of_image>` expanded into the run of
+    /// image soft tokens the model reads an image into.
+    pub fn expand_images(&self, text: &str) -> String {
+        expand_image_tokens(text, BOI, IMAGE_SOFT_TOKEN, EOI, self.config().mm_tokens_per_image)
     }
 
     /// Token ids of a conversation, ready for `generate`.
@@ -201,6 +327,17 @@ impl Model {
     /// Token ids of raw text, with BOS as the tokenizer config says.
     pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer()?.encode(text, true)
+    }
+
+    /// Token ids of text as it stands (no BOS; special tokens written in it
+    /// are those tokens).
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer()?.encode(text, false)
+    }
+
+    /// The id of one token of the vocabulary, by its text.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.tokenizer.as_ref().and_then(|t| t.token_id(token))
     }
 
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
@@ -216,29 +353,30 @@ impl Model {
     /// Why this model cannot look at images.
     fn no_vision(&self) -> ModelError {
         if self.projector_missing {
-            ModelError::NoProjector { path: self.dir.clone() }
+            ModelError::NoProjector { path: self.source.path().into() }
         } else {
             ModelError::NoVision
         }
     }
 
-    /// The soft-token embeddings of one image, [mm_tokens, hidden].
+    /// The soft-token embeddings of one image, [mm_tokens, hidden], from its
+    /// preprocessed pixels (see `preprocess`).
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
         self.gemma.image_features(pixels)
-    }
-
-    /// Preprocesses each image.
-    pub fn preprocess_all(&self, images: &[DynamicImage]) -> Result<Vec<Tensor>> {
-        images.iter().map(|img| self.preprocess(img)).collect()
     }
 
     /// Logits of every prompt position [t, vocab] (f32), without generating.
     /// `pixels` are preprocessed images ([3, size, size] each), in prompt order.
     pub fn prompt_logits(&self, ids: &[u32], pixels: &[Tensor]) -> Result<Tensor> {
+        self.prompt_logits_in_chunks(ids, pixels, GenerationParams::default().prefill_chunk)
+    }
+
+    /// `prompt_logits`, reading the prompt `chunk` tokens at a time (an
+    /// image's soft tokens are never split).
+    pub fn prompt_logits_in_chunks(&self, ids: &[u32], pixels: &[Tensor], chunk: usize) -> Result<Tensor> {
         let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
-        let (embeds, kinds) = self.gemma.embed_prompt(ids, &feats, 0)?;
         let mut cache = self.gemma.text.new_cache();
-        let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, 512)?;
+        let hidden = self.read_prompt(ids, &feats, &mut cache, 0, chunk)?;
         self.gemma.text.logits(&hidden)
     }
 
@@ -254,8 +392,10 @@ impl Model {
         cancel: &AtomicBool,
     ) -> Result<Generation> {
         let start = Instant::now();
-        let pixels = self.preprocess_all(images)?;
-        self.generate_from_pixels(ids, &pixels, params, on_text, cancel, start)
+        self.check_request(ids, params)?;
+        let pixels = images.iter().map(|img| self.preprocess(img)).collect::<Result<Vec<_>>>()?;
+        let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
+        self.run(ids, &feats, None, 0, params, on_text, cancel, start)
     }
 
     /// `generate` for images already preprocessed (see `preprocess`).
@@ -266,24 +406,11 @@ impl Model {
         params: &GenerationParams,
         on_text: &mut dyn FnMut(&str),
         cancel: &AtomicBool,
-        start: Instant,
     ) -> Result<Generation> {
+        let start = Instant::now();
         self.check_request(ids, params)?;
-        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: pixels.len(), ..Default::default() };
-
         let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
-        stats.image_encode_ms = ms(start);
-
-        let prefill_start = Instant::now();
-        let (embeds, kinds) = self.gemma.embed_prompt(ids, &feats, 0)?;
-        let mut cache = self.gemma.text.new_cache();
-        let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, params.prefill_chunk)?;
-        let mut logits = self.gemma.text.last_logits(&hidden)?;
-        stats.prefill_ms = ms(prefill_start);
-        stats.prefill_tok_s = per_second(ids.len(), stats.prefill_ms);
-
-        let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
-        self.finish(tokens, stop_reason, stats, start)
+        self.run(ids, &feats, None, 0, params, on_text, cancel, start)
     }
 
     /// `generate`, reusing what earlier generations left in `reuse`: the
@@ -291,7 +418,6 @@ impl Model {
     /// model-input pixels), and the decoder's memory of the longest earlier
     /// prompt or conversation this one starts with. The output is the same as
     /// `generate`'s; `stats` says how much was reused.
-    #[allow(clippy::too_many_arguments)]
     pub fn generate_reusing(
         &self,
         reuse: &mut Reuse,
@@ -303,13 +429,12 @@ impl Model {
     ) -> Result<Generation> {
         let start = Instant::now();
         self.check_request(ids, params)?;
-        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: images.len(), ..Default::default() };
-        let keys: Vec<String> = images.iter().map(|(k, _)| k.clone()).collect();
         let mut feats = Vec::with_capacity(images.len());
+        let mut images_reused = 0;
         for (key, image) in images {
             match reuse.features(key) {
                 Some(f) => {
-                    stats.images_reused += 1;
+                    images_reused += 1;
                     feats.push(f);
                 }
                 None => {
@@ -319,32 +444,66 @@ impl Model {
                 }
             }
         }
+        let keys: Vec<String> = images.iter().map(|(k, _)| k.clone()).collect();
+        self.run(ids, &feats, Some((reuse, keys)), images_reused, params, on_text, cancel, start)
+    }
+
+    /// Every generation: resume from `reuse` where it can, read the rest of
+    /// the prompt (the one prefill path), decode, and leave checkpoints.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        ids: &[u32],
+        feats: &[Tensor],
+        mut reuse: Option<(&mut Reuse, Vec<String>)>,
+        images_reused: usize,
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+        start: Instant,
+    ) -> Result<Generation> {
+        let mut stats = GenerationStats { prompt_tokens: ids.len(), images: feats.len(), images_reused, ..Default::default() };
         stats.image_encode_ms = ms(start);
 
         let prefill_start = Instant::now();
-        let all_kinds = self.gemma.token_kinds(ids, 0);
-        let (mut cache, from, mut logits) = self.resume(reuse, ids, &keys, &all_kinds);
+        let (mut cache, from, logits) = match &reuse {
+            Some((r, keys)) => self.resume(r, ids, keys),
+            None => (self.gemma.text.new_cache(), 0, None),
+        };
         stats.reused_prompt_tokens = from;
-        let mut logits = match logits.take() {
+        let mut logits = match logits {
             Some(l) => l,
             None => {
-                let images_before = image_runs_before(&all_kinds, from);
-                let (embeds, kinds) = self.gemma.embed_prompt(&ids[from..], &feats[images_before..], images_before as u32)?;
-                let hidden = self.gemma.prefill(&embeds, &kinds, &mut cache, params.prefill_chunk)?;
+                let hidden = self.read_prompt(ids, feats, &mut cache, from, params.prefill_chunk)?;
                 self.gemma.text.last_logits(&hidden)?
             }
         };
         stats.prefill_ms = ms(prefill_start);
         stats.prefill_tok_s = per_second(ids.len() - from, stats.prefill_ms);
-        reuse.keep_checkpoint(Checkpoint { ids: ids.to_vec(), image_keys: keys.clone(), cache: cache.try_clone()?, logits: Some(logits.clone()) });
+        if let Some((r, keys)) = reuse.as_mut() {
+            r.keep_checkpoint(Checkpoint { ids: ids.to_vec(), image_keys: keys.clone(), cache: cache.try_clone()?, logits: Some(logits.clone()) });
+        }
 
-        let (tokens, stop_reason) = self.decode_loop(&mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
-        // The conversation so far, as far as the cache has read it: a follow-up starts here.
-        let read: Vec<u32> = ids.iter().chain(tokens.iter()).copied().take(cache.seen()).collect();
-        if read.len() > ids.len() {
-            reuse.keep_checkpoint(Checkpoint { ids: read, image_keys: keys, cache, logits: None });
+        let (tokens, stop_reason) =
+            decode_loop(&self.gemma, self.tokenizer.as_ref(), &mut cache, &mut logits, ids, params, on_text, cancel, &mut stats, start)?;
+        if let Some((r, keys)) = reuse {
+            // The conversation so far, as far as the cache has read it: a follow-up starts here.
+            let read: Vec<u32> = ids.iter().chain(tokens.iter()).copied().take(cache.seen()).collect();
+            if read.len() > ids.len() {
+                r.keep_checkpoint(Checkpoint { ids: read, image_keys: keys, cache, logits: None });
+            }
         }
         self.finish(tokens, stop_reason, stats, start)
+    }
+
+    /// The one prefill path: reads `ids[from..]` into `cache`, which has read
+    /// `ids[..from]` (with their images), each image's soft tokens filled from
+    /// `feats` (all the prompt's images, in order). The hidden states of the
+    /// positions read.
+    fn read_prompt(&self, ids: &[u32], feats: &[Tensor], cache: &mut KvCache, from: usize, chunk: usize) -> Result<Tensor> {
+        let before = image_runs_before(&self.gemma.token_kinds(ids, 0), from);
+        let (embeds, kinds) = self.gemma.embed_prompt(&ids[from..], feats.get(before..).unwrap_or_default(), before as u32)?;
+        self.gemma.prefill(&embeds, &kinds, cache, chunk)
     }
 
     /// Refuses a request that cannot run: bad settings, an empty prompt, or
@@ -375,8 +534,9 @@ impl Model {
     /// The best place to resume from: a cache that has read the first `n`
     /// tokens of `ids` (with the same images), and the logits after them when
     /// `n` is the whole prompt. A fresh cache and 0 when nothing fits.
-    fn resume(&self, reuse: &Reuse, ids: &[u32], keys: &[String], kinds: &[TokenKind]) -> (KvCache, usize, Option<Tensor>) {
-        let mut best: Option<(usize, &crate::reuse::Checkpoint)> = None;
+    fn resume(&self, reuse: &Reuse, ids: &[u32], keys: &[String]) -> (KvCache, usize, Option<Tensor>) {
+        let kinds = self.gemma.token_kinds(ids, 0);
+        let mut best: Option<(usize, &Checkpoint)> = None;
         for c in &reuse.checkpoints {
             let common = c.ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
             // Exactly this prompt, with its logits: nothing to compute.
@@ -387,93 +547,31 @@ impl Model {
             while n > 0 && n < kinds.len() && matches!((kinds[n - 1], kinds[n]), (TokenKind::Image(a), TokenKind::Image(b)) if a == b) {
                 n -= 1;
             }
-            let images = image_runs_before(kinds, n);
-            if n == 0 || c.image_keys.len() < images || c.image_keys[..images] != keys[..images] {
+            let images = image_runs_before(&kinds, n);
+            if n == 0 || c.image_keys.len() < images || keys.len() < images || c.image_keys[..images] != keys[..images] {
                 continue;
             }
             if best.is_none_or(|(m, _)| n > m) && (n == c.ids.len() || c.cache.can_truncate(n)) {
                 best = Some((n, c));
             }
         }
-        match best {
-            Some((n, c)) => {
-                // A copy that fails (out of memory) only costs the reuse.
-                match c.cache.try_clone() {
-                    Ok(mut cache) => {
-                        if cache.truncate(n) {
-                            let logits = (n == ids.len()).then(|| c.logits.clone()).flatten();
-                            return (cache, n, logits);
-                        }
-                        (self.gemma.text.new_cache(), 0, None)
-                    }
-                    Err(_) => (self.gemma.text.new_cache(), 0, None),
+        if let Some((n, c)) = best {
+            // A copy that fails (out of memory) only costs the reuse.
+            if let Ok(mut cache) = c.cache.try_clone() {
+                if cache.truncate(n) {
+                    let logits = (n == ids.len()).then(|| c.logits.clone()).flatten();
+                    return (cache, n, logits);
                 }
             }
-            None => (self.gemma.text.new_cache(), 0, None),
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn decode_loop(
-        &self,
-        cache: &mut KvCache,
-        logits: &mut Tensor,
-        prompt: &[u32],
-        params: &GenerationParams,
-        on_text: &mut dyn FnMut(&str),
-        cancel: &AtomicBool,
-        stats: &mut GenerationStats,
-        start: Instant,
-    ) -> Result<(Vec<u32>, StopReason)> {
-        let limit = self.config().text.max_position_embeddings;
-        let stops = &self.config().eos_token_ids;
-        let mut sampler = Sampler::new(params);
-        let mut history = prompt.to_vec();
-        let mut tokens = Vec::new();
-        let mut stream = TextStream::default();
-        let decode_start = Instant::now();
-        let reason = loop {
-            if cancel.load(Ordering::Relaxed) {
-                break StopReason::Cancelled;
-            }
-            if tokens.len() >= params.max_new_tokens {
-                break StopReason::MaxTokens;
-            }
-            if cache.seen() >= limit {
-                break StopReason::ContextFull;
-            }
-            let next = sampler.sample(logits, &history)?;
-            if tokens.is_empty() {
-                stats.time_to_first_token_ms = ms(start);
-            }
-            if !params.ignore_eos && stops.contains(&next) {
-                break StopReason::EndOfTurn;
-            }
-            tokens.push(next);
-            history.push(next);
-            if let Some(t) = &self.tokenizer {
-                if let Some(piece) = stream.push(next, |ids| t.decode(ids))? {
-                    on_text(&piece);
-                }
-            }
-            if tokens.len() >= params.max_new_tokens {
-                break StopReason::MaxTokens;
-            }
-            let embeds = self.gemma.text.embed(&[next])?;
-            let hidden = self.gemma.text.forward(&embeds, &[TokenKind::Text], cache)?;
-            *logits = self.gemma.text.last_logits(&hidden)?;
-        };
-        stats.generated_tokens = tokens.len();
-        stats.decode_ms = ms(decode_start);
-        stats.decode_tok_s = per_second(tokens.len().saturating_sub(1), stats.decode_ms);
-        Ok((tokens, reason))
+        (self.gemma.text.new_cache(), 0, None)
     }
 }
 
 /// Refuses, before any weight is read, a model that cannot fit in the
 /// device's free memory (RAM, or the GPU's own), saying what to do.
-fn check_fits(need: crate::memory::MemoryNeed, device: &Device) -> Result<()> {
-    let Some(available) = crate::memory::available_bytes_on(device) else {
+fn check_fits(need: MemoryNeed, device: &Device) -> Result<()> {
+    let Some(available) = memory::available_bytes_on(device) else {
         return Ok(());
     };
     if need.total() <= available {
@@ -488,12 +586,7 @@ fn check_fits(need: crate::memory::MemoryNeed, device: &Device) -> Result<()> {
         }
         candle_core::DeviceLocation::Metal { .. } => ("Mac's shared memory", "close other programs, or choose a smaller model"),
     };
-    Err(ModelError::TooBig {
-        need_gb: crate::memory::gb(need.total()),
-        available_gb: crate::memory::gb(available),
-        device: name.into(),
-        suggestion: suggestion.into(),
-    })
+    Err(ModelError::TooBig { need_gb: memory::gb(need.total()), available_gb: memory::gb(available), device: name.into(), suggestion: suggestion.into() })
 }
 
 /// How many images' soft-token runs start before position `n`.
@@ -505,16 +598,4 @@ fn image_runs_before(kinds: &[TokenKind], n: usize) -> usize {
         }
     }
     runs
-}
-
-fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
-}
-
-fn per_second(n: usize, ms: f64) -> f64 {
-    if ms > 0.0 {
-        n as f64 / (ms / 1000.0)
-    } else {
-        0.0
-    }
 }

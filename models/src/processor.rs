@@ -74,12 +74,15 @@ impl ImageProcessor {
         Ok(p)
     }
 
-    /// The processor of a model folder: its `preprocessor_config.json` (or
-    /// Gemma 3's defaults) at its vision tower's size; `None` for a text-only model.
-    pub fn for_model_dir(dir: &Path, config: &crate::config::Gemma3Config) -> Result<Option<Self>> {
-        let Some(v) = &config.vision else { return Ok(None) };
+    /// The processor of a model folder whose vision tower takes `image_size`
+    /// pixels: its `preprocessor_config.json`, or Gemma 3's defaults.
+    pub(crate) fn for_model_dir(dir: &Path, image_size: usize) -> Result<Self> {
         let p = dir.join("preprocessor_config.json");
-        Ok(Some(if p.is_file() { Self::from_file(&p, v.image_size)? } else { Self::gemma3(v.image_size) }))
+        if p.is_file() {
+            Self::from_file(&p, image_size)
+        } else {
+            Ok(Self::gemma3(image_size))
+        }
     }
 
     /// The exact 8-bit pixels the model sees, before rescaling and

@@ -16,14 +16,14 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use medgemma_kernels::quantized::{self as kernels, KernelSet, WeightRows, QK_K};
 
-pub use medgemma_kernels::quantized::{dot_rows_scalar, Activation, Format};
+pub use medgemma_kernels::quantized::Format;
 
 /// Rows of activations up to which the matrix-vector kernels are used.
 const MAX_GEMV_ROWS: usize = 4;
 
 /// The name of the CPU kernels in use ("avx512", "avx2" or "scalar"; the
 /// environment variable `MEDGEMMA_KERNELS` caps it, see medgemma-kernels).
-pub fn kernel_name() -> &'static str {
+pub fn cpu_kernels() -> &'static str {
     kernels::kernel_set().name()
 }
 

@@ -31,11 +31,7 @@ impl TextTokenizer {
         Ok(Self { inner, bos_id, bos_text, add_bos, path })
     }
 
-    pub fn from_tokenizer(inner: tokenizers::Tokenizer, bos_text: &str, add_bos: bool) -> Self {
-        Self::from_tokenizer_at(inner, bos_text, add_bos, Path::new(""))
-    }
-
-    /// As `from_tokenizer`, for a tokenizer read from `path` (named in errors).
+    /// A tokenizer built in memory (from GGUF metadata) for the file at `path` (named in errors).
     pub fn from_tokenizer_at(inner: tokenizers::Tokenizer, bos_text: &str, add_bos: bool, path: &Path) -> Self {
         let bos_id = inner.token_to_id(bos_text);
         Self { inner, bos_id, bos_text: bos_text.to_owned(), add_bos, path: path.to_path_buf() }
@@ -71,14 +67,6 @@ impl TextTokenizer {
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
-    }
-
-    pub fn token_text(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.inner.get_vocab_size(true)
     }
 }
 

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use medgemma_models::{ChatTemplate, Content, Gemma3Config, ImageProcessor, Message, Role};
+use medgemma_models::formats::ChatTemplate;
+use medgemma_models::{Content, Gemma3Config, ImageProcessor, Message, Role};
 use serde_json::Value;
 
 fn expected() -> PathBuf {

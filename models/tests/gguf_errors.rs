@@ -4,8 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use medgemma_models::Model;
+use medgemma_models::{DeviceChoice, Model, ModelSource};
 
 enum Kv {
     Str(&'static str),
@@ -70,7 +69,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn load_error(path: &Path) -> String {
-    Model::load_on(path, &Device::Cpu, DType::F32).err().expect("the file is refused").to_string()
+    Model::load(&ModelSource::at(path), DeviceChoice::Cpu).err().expect("the file is refused").to_string()
 }
 
 fn embedding(ggml_type: u32, bytes: usize) -> Tensor {

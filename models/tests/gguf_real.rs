@@ -9,8 +9,8 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
-use candle_core::{DType, Device, IndexOp};
-use medgemma_models::{GenerationParams, Model};
+use candle_core::IndexOp;
+use medgemma_models::{DeviceChoice, GenerationParams, Model, ModelSource};
 use serde_json::Value;
 
 /// How far our log-probabilities may be from llama.cpp's on the same file:
@@ -55,7 +55,7 @@ fn load() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let path = model_path();
-        let model = Model::load_on(&path, &Device::Cpu, DType::F32).expect("the real 270M GGUF loads");
+        let model = Model::load(&ModelSource::at(&path), DeviceChoice::Cpu).expect("the real 270M GGUF loads");
         let text = std::fs::read_to_string(fixture_dir().join("expected.json")).expect("expected.json");
         Fixture { path, model, expected: serde_json::from_str(&text).expect("expected.json is JSON") }
     })
@@ -86,12 +86,11 @@ fn the_tokenizer_from_the_metadata_gives_llama_cpp_ids() {
     let f = load();
     for case in f.expected["tokenize"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
-        let ours = f.model.tokenizer.as_ref().unwrap().encode(text, false).unwrap();
+        let ours = f.model.encode_text(text).unwrap();
         assert_eq!(ours, ids(&case["ids"]), "ids of {text:?}");
     }
-    let t = f.model.tokenizer.as_ref().unwrap();
-    assert_eq!(t.token_id("<start_of_turn>"), Some(105));
-    assert_eq!(t.encode("<start_of_turn>", false).unwrap(), vec![105], "a written special token is that token");
+    assert_eq!(f.model.token_id("<start_of_turn>"), Some(105));
+    assert_eq!(f.model.encode_text("<start_of_turn>").unwrap(), vec![105], "a written special token is that token");
 }
 
 #[test]
@@ -216,10 +215,10 @@ fn a_truncated_file_is_named_before_anything_is_allocated() {
     let cut = dir.path().join("cut.gguf");
     let bytes = std::fs::read(&f.path).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let err = Model::load_on(&cut, &Device::Cpu, DType::F32).err().expect("a half file is refused").to_string();
+    let err = Model::load(&ModelSource::at(&cut), DeviceChoice::Cpu).err().expect("a half file is refused").to_string();
     assert!(err.contains("cut.gguf") && err.contains("truncated"), "{err}");
     std::fs::write(&cut, &bytes[..1000]).unwrap();
-    let err = Model::load_on(&cut, &Device::Cpu, DType::F32).err().expect("a header-only file is refused").to_string();
+    let err = Model::load(&ModelSource::at(&cut), DeviceChoice::Cpu).err().expect("a header-only file is refused").to_string();
     assert!(err.contains("cut.gguf") && err.contains("truncated"), "{err}");
 }
 
@@ -227,7 +226,7 @@ fn a_truncated_file_is_named_before_anything_is_allocated() {
 fn a_projector_made_for_another_model_is_refused_before_loading() {
     let f = load();
     let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/gguf/mmproj-tiny-gemma3-f32.gguf");
-    let err = Model::load_gguf(&f.path, Some(&tiny), &Device::Cpu, DType::F32).err().expect("refused").to_string();
+    let err = Model::load(&ModelSource::with_projector(&f.path, Some(&tiny)), DeviceChoice::Cpu).err().expect("refused").to_string();
     assert!(err.contains("mmproj-tiny-gemma3-f32.gguf") && err.contains("width 64") && err.contains("width 640"), "{err}");
 }
 

@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use candle_core::{Device, IndexOp, Tensor};
-use medgemma_models::gemma3::TokenKind;
-use medgemma_models::{Content, GenerationParams, Message, Model, Role};
+use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, ModelSource, Role};
 use serde_json::Value;
 
 const LOGIT_TOLERANCE: f32 = 1e-4;
@@ -30,7 +28,7 @@ fn load() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = fixture();
-        let model = Model::load_on(&dir.join("model"), &Device::Cpu, candle_core::DType::F32).expect("the tiny model loads");
+        let model = Model::load(&ModelSource::at(&dir.join("model")), DeviceChoice::Cpu).expect("the tiny model loads");
         let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("expected/cases.json")).unwrap()).unwrap();
         let tensors = candle_core::safetensors::load(dir.join("expected/tensors.safetensors"), &Device::Cpu).unwrap();
         Fixture { model, cases: cases["cases"].as_array().unwrap().clone(), tensors }
@@ -153,14 +151,9 @@ fn logits_do_not_depend_on_the_prefill_chunk_size() {
     for name in ["long_text", "long_with_image", "two_images"] {
         let c = case(name);
         let input = ids(&c["input_ids"]);
-        let feats: Vec<Tensor> = reference_pixels(name).iter().map(|p| model.image_features(p).unwrap()).collect();
-        let (embeds, kinds) = model.gemma.embed_prompt(&input, &feats, 0).unwrap();
-        let mut cache = model.gemma.text.new_cache();
-        let hidden = model.gemma.prefill(&embeds, &kinds, &mut cache, 5).unwrap();
-        let logits = model.gemma.text.logits(&hidden).unwrap();
+        let logits = model.prompt_logits_in_chunks(&input, &reference_pixels(name), 5).unwrap();
         let diff = max_abs_diff(&logits, tensor(&format!("{name}.logits")));
         assert!(diff <= LOGIT_TOLERANCE, "{name}: chunked prefill max |Δlogit| = {diff}");
-        assert!(kinds.iter().any(|k| *k == TokenKind::Text));
     }
 }
 
@@ -171,9 +164,7 @@ fn greedy_generation_with_the_kv_cache_equals_the_reference() {
         let c = case(name);
         let want = ids(&c["greedy_ids"]);
         let params = GenerationParams { max_new_tokens: want.len(), ignore_eos: true, ..Default::default() };
-        let out = model
-            .generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false), Instant::now())
-            .unwrap();
+        let out = model.generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false)).unwrap();
         assert_eq!(out.token_ids, want, "{name}: greedy tokens");
     }
 }
@@ -188,9 +179,7 @@ fn generation_stops_at_the_end_of_turn() {
         let greedy = ids(&c["greedy_ids"]);
         let cut: Vec<u32> = greedy.iter().copied().take_while(|t| !stops.contains(t)).collect();
         let params = GenerationParams { max_new_tokens: greedy.len(), ..Default::default() };
-        let out = model
-            .generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false), Instant::now())
-            .unwrap();
+        let out = model.generate_from_pixels(&ids(&c["input_ids"]), &reference_pixels(name), &params, &mut |_| {}, &AtomicBool::new(false)).unwrap();
         assert_eq!(out.token_ids, cut, "{name}");
         let expected_reason = if cut.len() < greedy.len() { "EndOfTurn" } else { "MaxTokens" };
         assert_eq!(format!("{:?}", out.stop_reason), expected_reason, "{name}");
@@ -203,9 +192,7 @@ fn streamed_text_is_whole_characters_and_adds_up_to_the_answer() {
     let c = case("text_only");
     let mut pieces = Vec::new();
     let params = GenerationParams { max_new_tokens: 12, ignore_eos: true, ..Default::default() };
-    let out = model
-        .generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |p| pieces.push(p.to_owned()), &AtomicBool::new(false), Instant::now())
-        .unwrap();
+    let out = model.generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |p| pieces.push(p.to_owned()), &AtomicBool::new(false)).unwrap();
     assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}') || out.text.contains('\u{FFFD}')));
     let joined: String = pieces.concat();
     assert!(out.text.starts_with(&joined), "{joined:?} vs {:?}", out.text);
@@ -230,7 +217,6 @@ fn cancel_stops_before_the_next_token() {
                 }
             },
             &cancel,
-            Instant::now(),
         )
         .unwrap();
     assert_eq!(format!("{:?}", out.stop_reason), "Cancelled");
@@ -239,9 +225,7 @@ fn cancel_stops_before_the_next_token() {
     assert!(out.token_ids.len() <= ids(&c["greedy_ids"]).len());
     let streamed_tokens_bound = out.token_ids.len();
     assert!(streamed_tokens_bound >= 2);
-    let again = model
-        .generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |_| {}, &AtomicBool::new(true), Instant::now())
-        .unwrap();
+    let again = model.generate_from_pixels(&ids(&c["input_ids"]), &[], &params, &mut |_| {}, &AtomicBool::new(true)).unwrap();
     assert!(again.token_ids.is_empty(), "a cancelled run must not produce tokens");
 }
 
@@ -250,9 +234,7 @@ fn a_prompt_longer_than_the_context_is_refused_before_running() {
     let model = &load().model;
     let limit = model.config().text.max_position_embeddings;
     let long = vec![300u32; limit + 1];
-    let err = model
-        .generate_from_pixels(&long, &[], &GenerationParams::default(), &mut |_| {}, &AtomicBool::new(false), Instant::now())
-        .unwrap_err();
+    let err = model.generate_from_pixels(&long, &[], &GenerationParams::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
     assert!(err.to_string().contains(&format!("at most {limit}")), "{err}");
 }
 
@@ -283,13 +265,13 @@ fn a_sharded_checkpoint_loads_to_the_same_model() {
     let index = serde_json::json!({"metadata": {}, "weight_map": map});
     std::fs::write(tmp.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
 
-    let sharded = Model::load_on(tmp.path(), &Device::Cpu, candle_core::DType::F32).unwrap();
+    let sharded = Model::load(&ModelSource::at(tmp.path()), DeviceChoice::Cpu).unwrap();
     let c = case("one_image");
     let logits = sharded.prompt_logits(&ids(&c["input_ids"]), &reference_pixels("one_image")).unwrap();
     assert!(max_abs_diff(&logits, tensor("one_image.logits")) <= LOGIT_TOLERANCE);
 
     // A missing shard is named before anything loads.
     std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
-    let err = Model::load_on(tmp.path(), &Device::Cpu, candle_core::DType::F32).err().unwrap().to_string();
+    let err = Model::load(&ModelSource::at(tmp.path()), DeviceChoice::Cpu).err().unwrap().to_string();
     assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
 }

@@ -5,11 +5,11 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use medgemma_models::{Content, GenerationParams, Message, Model, Reuse, Role};
+use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, ModelSource, Reuse, Role};
 
 fn model() -> Model {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model");
-    Model::load_on(&dir, &candle_core::Device::Cpu, candle_core::DType::F32).expect("the tiny model loads")
+    Model::load(&ModelSource::at(&dir), DeviceChoice::Cpu).expect("the tiny model loads")
 }
 
 fn image(name: &str) -> image::DynamicImage {

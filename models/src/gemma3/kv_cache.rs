@@ -147,16 +147,6 @@ impl KvCache {
                 None => l.start == 0,
             })
     }
-
-    /// Bytes held by the cached keys and values.
-    pub fn bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .flat_map(|l| [&l.k, &l.v])
-            .flatten()
-            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
-            .sum()
-    }
 }
 
 impl KvCache {

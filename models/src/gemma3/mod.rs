@@ -94,12 +94,6 @@ impl Gemma3 {
         self.vision.is_some()
     }
 
-    /// The vision tower's output after `post_layernorm`, [patches, vision_hidden].
-    pub fn vision_hidden(&self, pixels: &Tensor) -> Result<Tensor> {
-        let (tower, _) = self.vision.as_ref().ok_or(ModelError::NoVision)?;
-        tower.forward(pixels)
-    }
-
     /// One image's soft-token embeddings [mm_tokens, text_hidden] from its
     /// preprocessed pixels [3, size, size].
     pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {

@@ -217,10 +217,6 @@ impl TextModel {
         })
     }
 
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     pub fn dtype(&self) -> DType {
         self.dtype
     }

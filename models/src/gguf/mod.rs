@@ -6,7 +6,6 @@
 //! one by one (the pages of each are released as soon as it is copied, so a
 //! load never holds the file twice).
 
-pub mod config;
 pub mod tokenizer;
 
 use std::borrow::Cow;

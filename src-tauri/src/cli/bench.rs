@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use clap::Args;
-use medgemma_models::{DeviceChoice, GenerationParams, Model};
+use medgemma_models::{DeviceChoice, GenerationParams, Model, ModelSource};
 use rand::{Rng, SeedableRng};
 
 use super::statistics::median;
@@ -106,7 +106,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     };
     let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
     let load_start = Instant::now();
-    let model = Model::load_with_projector(&model_dir, args.mmproj.as_deref(), device).map_err(|e| e.to_string())?;
+    let model = Model::load(&ModelSource::with_projector(&model_dir, args.mmproj.as_deref()), device).map_err(|e| e.to_string())?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1000.0;
     let vocab = model.config().text.vocab_size as u32;
     let limit = model.config().text.max_position_embeddings;
@@ -127,14 +127,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     // A warm-up run first, as llama-bench does: a short prompt and one token
     // (weights repacked for the CPU kernels on first use, pages touched).
     let warm = GenerationParams { max_new_tokens: 2, ignore_eos: true, ..Default::default() };
-    model
-        .generate_from_pixels(&ids[..ids.len().min(32)], &[], &warm, &mut |_| {}, &cancel, Instant::now())
-        .map_err(|e| e.to_string())?;
+    model.generate_from_pixels(&ids[..ids.len().min(32)], &[], &warm, &mut |_| {}, &cancel).map_err(|e| e.to_string())?;
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
     for _ in 0..args.repetitions {
-        let out = model
-            .generate_from_pixels(&ids, &[], &params, &mut |_| {}, &cancel, Instant::now())
-            .map_err(|e| e.to_string())?;
+        let out = model.generate_from_pixels(&ids, &[], &params, &mut |_| {}, &cancel).map_err(|e| e.to_string())?;
         prefill.push(out.stats.prefill_tok_s);
         decode.push(out.stats.decode_tok_s);
     }
@@ -154,6 +150,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let result = serde_json::json!({
         "model": model_dir.display().to_string(),
         "device": format!("{:?}", model.device()),
+        "cpu_kernels": medgemma_models::cpu_kernels(),
         "threads": threads,
         "prompt_tokens": args.prompt_tokens,
         "gen_tokens": args.gen_tokens,

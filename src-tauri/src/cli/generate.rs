@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use clap::Args;
-use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, Role};
+use medgemma_models::{Content, DeviceChoice, GenerationParams, Message, Model, ModelSource, Role};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["prompt", "prompt_ids"])))]
@@ -75,26 +75,12 @@ pub fn run(args: GenerateArgs) -> Result<(), String> {
         ..Default::default()
     };
     params.validate().map_err(|e| e.to_string())?;
-    let images = args
-        .image
-        .iter()
-        .map(|p| medgemma_models::open_image(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let model = Model::load_with_projector(&args.model, args.mmproj.as_deref(), device).map_err(|e| e.to_string())?;
+    let images = args.image.iter().map(|p| medgemma_models::open_image(p)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let model = Model::load(&ModelSource::with_projector(&args.model, args.mmproj.as_deref()), device).map_err(|e| e.to_string())?;
 
     let ids = match (&args.prompt_ids, &args.prompt) {
         (Some(ids), _) => ids.clone(),
-        (None, Some(text)) if args.raw => {
-            let expanded = medgemma_models::chat::expand_image_tokens(
-                text,
-                medgemma_models::model::BOI,
-                medgemma_models::model::IMAGE_SOFT_TOKEN,
-                medgemma_models::model::EOI,
-                model.config().mm_tokens_per_image,
-            );
-            model.encode_raw(&expanded).map_err(|e| e.to_string())?
-        }
+        (None, Some(text)) if args.raw => model.encode_raw(&model.expand_images(text)).map_err(|e| e.to_string())?,
         (None, Some(text)) => {
             let mut messages = Vec::new();
             if let Some(system) = &args.system {

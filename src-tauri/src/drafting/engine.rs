@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use image::{DynamicImage, RgbImage};
-use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, Reuse, StopReason};
+use medgemma_models::{DeviceChoice, GenerationParams, GenerationStats, Model, ModelError, ModelSource, Reuse, StopReason};
 use serde_json::json;
 
 use super::{prompt, weights_hash};
@@ -55,33 +55,17 @@ impl LoadedModel {
     /// (`mmproj`, else the one beside it). The weights' hash comes from
     /// `hashes` when the files have not changed since it was computed.
     pub fn load(dir: &Path, mmproj: Option<&Path>, device: DeviceChoice, hashes: Option<&Path>) -> Result<LoadedModel, DraftError> {
-        let model = Model::load_with_projector(dir, mmproj, device).map_err(|e| DraftError::Load(e.to_string()))?;
-        let gguf = medgemma_models::gguf::is_gguf_path(dir) && dir.is_file();
-        let files = if gguf {
-            let projector = mmproj.map(Path::to_path_buf).or_else(|| medgemma_models::gguf::projector_next_to(dir));
-            std::iter::once(dir.to_path_buf()).chain(projector).collect()
-        } else {
-            weights_hash::safetensors_files(dir).map_err(|e| DraftError::Load(e.to_string()))?
-        };
+        let source = ModelSource::with_projector(dir, mmproj);
+        let model = Model::load(&source, device).map_err(|e| DraftError::Load(e.to_string()))?;
+        let files = source.weight_files().map_err(|e| DraftError::Load(e.to_string()))?;
         let weights_sha256 = weights_hash::files_sha256(&files, hashes).map_err(|e| DraftError::Load(e.to_string()))?;
-        let quantization = if gguf {
+        let quantization = if source.is_gguf() {
             // As the community names the files (…-Q4_K_M.gguf); the compute dtype otherwise.
-            let stem = dir.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            crate::drafting::models::gguf_quantization(&stem).to_lowercase()
+            crate::drafting::models::gguf_quantization(&source.id()).to_lowercase()
         } else {
-            format!("{:?}", medgemma_models::model::dtype_for(model.device())).to_lowercase()
+            model.compute_dtype().to_owned()
         };
-        // "Cpu", "Cuda(CudaDevice(…))", "Metal(…)" → "cpu", "cuda", "metal".
-        let device = format!("{:?}", model.device()).split('(').next().unwrap_or("cpu").to_lowercase();
-        let id = if gguf { dir.file_stem() } else { dir.file_name() };
-        Ok(LoadedModel {
-            id: id.map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
-            dir: dir.to_path_buf(),
-            quantization,
-            device,
-            weights_sha256,
-            model,
-        })
+        Ok(LoadedModel { id: source.id(), dir: dir.to_path_buf(), quantization, device: model.device_name().to_owned(), weights_sha256, model })
     }
 }
 
@@ -149,7 +133,7 @@ pub fn run(
     if req.template.needs_question && question.is_none() && req.earlier.is_none() {
         return Err(DraftError::NeedsQuestion);
     }
-    if req.image.is_some() && model.processor.is_none() {
+    if req.image.is_some() && !model.reads_images() {
         return Err(DraftError::NoVision);
     }
     let earlier = req.earlier.as_ref().map(|(a, q)| (a.as_str(), q.as_deref()));

@@ -305,16 +305,17 @@ impl Service {
 
 impl Service {
     /// The image on screen exactly as the drafting model sees it: after the
-    /// default window and that model's own resize (before the resize when
-    /// there is no model, or the model is a GGUF file, whose projector says
-    /// its size only once loaded).
+    /// default window and that model's own resize (a model folder's
+    /// preprocessor config, or a GGUF model's vision projector); before the
+    /// resize when there is no model that reads images.
     pub fn model_view(&self, reading: &Reading) -> Result<RgbImage, ServiceError> {
         let rgb = reading.with_study(|s| model_input(s, 0)).transpose()?.ok_or(ServiceError::NoImage)?;
         let settings = Settings::load(&self.data_dir);
-        let Some(model) = active_model(&self.data_dir, &settings).filter(|m| m.vision && m.path.is_dir()) else { return Ok(rgb) };
+        let Some(model) = active_model(&self.data_dir, &settings).filter(|m| m.vision) else {
+            return Ok(rgb);
+        };
         let words = |e: medgemma_models::ModelError| ServiceError::Model(e.to_string());
-        let config = medgemma_models::Gemma3Config::from_file(&model.path.join("config.json")).map_err(words)?;
-        match medgemma_models::ImageProcessor::for_model_dir(&model.path, &config).map_err(words)? {
+        match medgemma_models::ModelSource::at(&model.path).image_processor().map_err(words)? {
             Some(p) => p.resized(&image::DynamicImage::ImageRgb8(rgb)).map_err(words),
             None => Ok(rgb),
         }

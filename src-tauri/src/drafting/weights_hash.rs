@@ -3,31 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-/// The sha256 of the weights: of the one `.safetensors` file, or of the list
-/// of each shard's name and hash. Cached in `cache` (a JSON file) by path,
-/// size and modification time, since hashing gigabytes takes seconds.
-pub fn weights_sha256(dir: &Path, cache: Option<&Path>) -> std::io::Result<String> {
-    files_sha256(&safetensors_files(dir)?, cache)
-}
-
-/// The `.safetensors` files of a model folder, in name order.
-pub(crate) fn safetensors_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// The sha256 of one weights file, or of the listing of several files'
-/// names and hashes (cached as `weights_sha256` says).
-pub(crate) fn files_sha256(files: &[PathBuf], cache: Option<&Path>) -> std::io::Result<String> {
-    let mut known: serde_json::Map<String, serde_json::Value> = cache
-        .and_then(|c| std::fs::read(c).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+/// The sha256 of the weights (`ModelSource::weight_files`): of one file, or
+/// of the listing of several files' names and hashes. Cached in `cache` (a
+/// JSON file) by path, size and modification time, since hashing gigabytes
+/// takes seconds.
+pub fn files_sha256(files: &[PathBuf], cache: Option<&Path>) -> std::io::Result<String> {
+    let mut known: serde_json::Map<String, serde_json::Value> =
+        cache.and_then(|c| std::fs::read(c).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     let mut changed = false;
     let mut each = Vec::new();
     for f in files {

@@ -90,7 +90,11 @@ fn imaging_composites_alpha_onto_white_exactly_as_the_runtime_does() {
     // Every channel value at every alpha, as one 256×256 RGBA image.
     let rgba = image::RgbaImage::from_fn(256, 256, |x, y| image::Rgba([x as u8, 255 - x as u8, (x ^ y) as u8, y as u8]));
     let img = image::DynamicImage::ImageRgba8(rgba);
-    assert_eq!(imaging::rgb_on_white(&img), medgemma_models::processor::to_rgb_on_white(&img));
+    // The runtime composites inside its resize; at the image's own size the
+    // model sees the same pixels either way.
+    let processor = medgemma_models::ImageProcessor::gemma3(256);
+    let ours = processor.resized(&image::DynamicImage::ImageRgb8(imaging::rgb_on_white(&img))).unwrap();
+    assert_eq!(ours, processor.resized(&img).unwrap());
 }
 
 /// A session as the store keeps it, with its drafts.

@@ -1,12 +1,19 @@
-//! Gemma 3 configuration from `config.json`, in every generation of its format:
-//! the 4.50-era keys (`sliding_window_pattern`), `layer_types`, and the 5.x
-//! `rope_parameters` block. Missing keys take the reference defaults.
+//! Gemma 3's configuration: one type (`Gemma3Config`, with its text and
+//! vision parts), first in this file, and its two constructors: from a Hugging
+//! Face `config.json` here, in every generation of its format (the 4.50-era
+//! keys such as `sliding_window_pattern`, `layer_types`, and the 5.x
+//! `rope_parameters` block; missing keys take the reference defaults), and
+//! from GGUF metadata in `gguf.rs`.
+
+mod gguf;
 
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::error::{ModelError, Result};
+
+pub(crate) use gguf::ProjectorConfig;
 
 /// Sliding-window (local) or global attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
