@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::gemma3::{Gemma3, KvCache, TokenKind};
 use crate::tokenizer::TextTokenizer;
 
-/// How to generate. `temperature == 0` means greedy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How to generate. `temperature == 0` means greedy. Read back from a
+/// stored record, a missing field takes its default (as it was then).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GenerationParams {
     pub max_new_tokens: usize,
     pub temperature: f64,

@@ -202,6 +202,7 @@ mod tests {
             template: "chest-xray-report".into(),
             question: None,
             error: None,
+            ..Default::default()
         };
         let d = store.add_draft(id, &draft).unwrap();
         store.save_report_from_draft(id, "FINDINGS: clear lungs.\nIMPRESSION: No acute disease.", d).unwrap();

@@ -108,6 +108,8 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
     app.wait_for_count("[data-testid=draft-tab]", 2).await;
     let first = app.text_of("[data-testid=draft-text]").await;
     assert!(first.len() > kept.len() && first.starts_with(kept.trim_end()), "the whole draft continues the stopped one:\n{kept}\n{first}");
+    let verdict = app.text_of("[data-testid=draft-verdict]").await;
+    assert!(verdict.contains("Re-run of Draft 1") && verdict.contains("before it was stopped"), "{verdict}");
 
     // Regenerate with a new seed: a third draft.
     app.click("[data-testid=regenerate]").await;
@@ -197,6 +199,8 @@ async fn the_same_seed_gives_the_same_draft() {
     app.wait_for_count("[data-testid=draft-tab]", 3).await;
     let again = app.text_of("[data-testid=draft-text]").await;
     assert_eq!(again, sampled, "the same seed and settings give the same draft");
+    let verdict = app.text_of("[data-testid=draft-verdict]").await;
+    assert!(verdict.contains("reproduced exactly"), "the re-run says it came out the same: {verdict}");
     let meta_again = app.text_of("[data-testid=draft] .meta").await;
     let seed = |m: &str| m.split("seed ").nth(1).and_then(|s| s.split_whitespace().next()).map(str::to_string);
     assert_eq!(seed(&meta_again), seed(&meta));
@@ -214,5 +218,16 @@ async fn the_same_seed_gives_the_same_draft() {
     let reused = app.text_of("[data-testid=draft-reuse]").await;
     assert!(reused.contains("Reused"), "{reused}");
     let _ = attr(&app, "[data-testid=draft]", "data-draft-id").await;
+
+    // The advanced settings: the chosen values are used, kept and shown.
+    app.click("[data-testid=advanced] summary").await;
+    app.type_into("[data-testid=sampling-temperature]", "0.9").await;
+    app.type_into("[data-testid=sampling-top-k]", "20").await;
+    app.type_into("[data-testid=sampling-seed]", "1234").await;
+    app.click("[data-testid=draft-button]").await;
+    watch_stream(&app, None).await;
+    app.wait_for_count("[data-testid=draft-tab]", 5).await;
+    let meta = app.text_of("[data-testid=draft] .meta").await;
+    assert!(meta.contains("temperature 0.9") && meta.contains("top-k 20") && meta.contains("seed 1234"), "{meta}");
     app.quit().await;
 }

@@ -38,6 +38,7 @@ fn draft(text: String) -> NewDraft {
         template: "chest-xray-report".into(),
         question: None,
         error: None,
+        ..Default::default()
     }
 }
 

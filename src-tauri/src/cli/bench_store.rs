@@ -51,6 +51,7 @@ fn draft(rng: &mut impl Rng) -> NewDraft {
         template: "chest-xray-report".into(),
         question: None,
         error: None,
+        ..Default::default()
     }
 }
 

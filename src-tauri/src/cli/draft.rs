@@ -11,11 +11,11 @@ use std::sync::atomic::AtomicBool;
 use clap::Args;
 use medgemma_models::DeviceChoice;
 
-use crate::drafting::service::{self, DraftMode, Order};
+use crate::drafting::service::{self, DraftMode, Order, SamplingChoice};
 use crate::drafting::{templates, LoadedModel};
 use crate::imaging::{self, Study};
 use crate::session::{OpenedStudy, Sessions};
-use crate::store::Notes;
+use crate::store::{DraftId, Notes};
 use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
@@ -28,8 +28,14 @@ pub struct DraftArgs {
     #[arg(long, value_name = "PATH")]
     mmproj: Option<PathBuf>,
     /// An image (DICOM, PNG, JPEG) or a folder of DICOM files; repeat for a batch.
-    #[arg(long, value_name = "FILE", required = true)]
+    #[arg(long, value_name = "FILE", required_unless_present = "rerun")]
     image: Vec<PathBuf>,
+    /// Make stored draft ID again from its record (its prompt token ids,
+    /// settings, seed and model-input image) on --model, which must be the
+    /// same weights, and say whether it came out the same token for token.
+    /// The re-run is kept as a new draft in the same session, with the verdict.
+    #[arg(long, value_name = "ID", conflicts_with = "image")]
+    rerun: Option<i64>,
     /// Free-text case notes.
     #[arg(long, value_name = "TEXT", default_value = "")]
     notes: String,
@@ -52,6 +58,18 @@ pub struct DraftArgs {
     /// template decides, as in the window: greedy unless it sets a temperature.
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
+    /// Sampling temperature (0: greedy); default: the template's.
+    #[arg(long, value_name = "T")]
+    temperature: Option<f64>,
+    /// Nucleus sampling: keep the most likely tokens up to this probability.
+    #[arg(long, value_name = "P")]
+    top_p: Option<f64>,
+    /// Keep only the K most likely tokens when sampling.
+    #[arg(long, value_name = "K")]
+    top_k: Option<usize>,
+    /// Penalise tokens already in the prompt or the answer (1: none).
+    #[arg(long, value_name = "R")]
+    repetition_penalty: Option<f32>,
     /// The most tokens to write (default: the template's).
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
@@ -98,6 +116,9 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     }
     let device: DeviceChoice = args.device.parse().map_err(|e: medgemma_models::DeviceError| e.to_string())?;
     let data_dir = DataDir::prepare(data_dir).map_err(|e| e.to_string())?;
+    if let Some(id) = args.rerun {
+        return rerun(&args, data_dir.path(), device, DraftId(id));
+    }
     let template = templates::find(data_dir.path(), &args.template).map_err(|e| e.to_string())?;
     let notes = Notes { indication: args.indication.clone(), history: args.history.clone(), comparison: args.comparison.clone(), free_text: args.notes.clone() };
     let studies = studies(&args.image)?;
@@ -119,7 +140,13 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             image: Some(service::model_input(study, 0).map_err(|e| e.to_string())?),
             base: None,
             question: args.question.clone(),
-            seed: args.seed,
+            sampling: SamplingChoice {
+                temperature: args.temperature,
+                top_p: args.top_p,
+                top_k: args.top_k,
+                repetition_penalty: args.repetition_penalty,
+                seed: args.seed,
+            },
             max_tokens: args.max_tokens,
         };
         let session_id = match &sessions {
@@ -182,4 +209,54 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `draft --rerun ID`: the stored draft made again from its record, the
+/// verdict on stderr (and in --json), the re-run kept beside it.
+fn rerun(args: &DraftArgs, data_dir: &Path, device: DeviceChoice, id: DraftId) -> Result<(), String> {
+    let sessions = Sessions::open(data_dir);
+    if let Some(problem) = sessions.status().problem {
+        return Err(format!("the sessions cannot be read: {problem}"));
+    }
+    let hashes = data_dir.join("cache").join("weights-sha256.json");
+    eprintln!("Loading {} …", args.model.display());
+    let loaded = LoadedModel::load(&args.model, args.mmproj.as_deref(), device, Some(&hashes)).map_err(|e| e.to_string())?;
+    eprintln!("Re-running draft {id} from its record …");
+    let mut stdout = std::io::stdout().lock();
+    let result = service::rerun_on(&loaded, &sessions, id, &mut |piece| {
+        use std::io::Write;
+        if !args.json {
+            let _ = stdout.write_all(piece.as_bytes());
+            let _ = stdout.flush();
+        }
+    }, &AtomicBool::new(false));
+    drop(stdout);
+    let (session, outcome) = result.map_err(|e| e.to_string())?;
+    if !args.json {
+        println!();
+    }
+    let kept = if args.no_save {
+        None
+    } else {
+        let kept = sessions.keep_draft(session, &outcome.draft, outcome.model_input_sha256.as_deref());
+        Some(kept.map_err(|e| format!("the re-run could not be kept: {e}"))?)
+    };
+    let verdict = outcome.draft.rerun_verdict.clone().unwrap_or_default();
+    eprintln!("draft {id}: {verdict}{}", kept.map(|d| format!(" → draft {d} in session {session}")).unwrap_or_default());
+    if args.json {
+        let json = serde_json::json!({
+            "session_id": session,
+            "draft_id": kept,
+            "rerun_of": id,
+            "reproduced": verdict.starts_with("reproduced"),
+            "verdict": verdict,
+            "text": outcome.draft.text,
+            "provenance": outcome.draft,
+        });
+        println!("{json}");
+    }
+    match &outcome.draft.error {
+        Some(error) => Err(error.clone()),
+        None => Ok(()),
+    }
 }

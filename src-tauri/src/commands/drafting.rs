@@ -10,7 +10,7 @@ use super::events::SESSIONS_CHANGED;
 use super::CommandError;
 use crate::drafting::models::{self, ModelEntry, MODELS_DIR};
 use crate::drafting::review::{self, Change, Sentence};
-use crate::drafting::service::{DraftMode, ServiceError, WindowOrder};
+use crate::drafting::service::{DraftMode, SamplingChoice, ServiceError, WindowOrder};
 use crate::drafting::{templates, DraftEvent, Template};
 use crate::store::SessionId;
 use crate::state::AppState;
@@ -63,12 +63,14 @@ pub async fn draft_start<R: tauri::Runtime>(
     mode: DraftMode,
     base_draft_id: Option<i64>,
     question: Option<String>,
+    sampling: Option<SamplingChoice>,
     on_event: Channel<DraftEvent>,
 ) -> Result<(), CommandError> {
     let handle = app.clone();
     tauri::async_runtime::spawn_blocking(move || {
         let state = handle.state::<AppState>();
-        let order = WindowOrder { session: SessionId(session_id), template_id, mode, base_draft_id, question };
+        let sampling = sampling.unwrap_or_default();
+        let order = WindowOrder { session: SessionId(session_id), template_id, mode, base_draft_id, question, sampling };
         let done = handle.clone();
         state.drafting.start(&state.reading, order, move |ev| {
             let _ = on_event.send(ev);

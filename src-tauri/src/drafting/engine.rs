@@ -38,6 +38,18 @@ pub enum DraftError {
     NoVision,
     #[error("{0}")]
     Model(String),
+    #[error(
+        "this draft was made with {drafted_with}, but the model loaded now is {loaded}: a re-run must use the \
+         same model file; choose {drafted_model} in Models (nothing was changed)"
+    )]
+    OtherModel { drafted_with: String, loaded: String, drafted_model: String },
+    #[error(
+        "the image the model saw for this draft (sha256 {stored}…) is not the one at hand (sha256 {now}…), so \
+         the draft cannot be re-run exactly (nothing was changed)"
+    )]
+    OtherImage { stored: String, now: String },
+    #[error("this draft's record cannot be re-run: {0} (nothing was changed)")]
+    Record(String),
 }
 
 /// A model ready to draft, with what provenance needs to say about it.
@@ -75,19 +87,21 @@ pub struct Sampling {
     pub temperature: f64,
     pub top_p: Option<f64>,
     pub top_k: Option<usize>,
+    /// 1 leaves the logits as they are.
+    pub repetition_penalty: f32,
     pub seed: u64,
 }
 
 impl Sampling {
     pub fn greedy() -> Self {
-        Sampling { temperature: 0.0, top_p: None, top_k: None, seed: 0 }
+        Sampling { temperature: 0.0, top_p: None, top_k: None, repetition_penalty: 1.0, seed: 0 }
     }
 
     /// A different draft: sampling at the template's temperature (0.7 when
     /// the template is greedy, which would repeat itself) with `seed`.
     pub fn varied(template: &Template, seed: u64) -> Self {
         let temperature = if template.temperature > 0.0 { template.temperature } else { 0.7 };
-        Sampling { temperature, top_p: Some(0.95), top_k: Some(64), seed }
+        Sampling { temperature, top_p: Some(0.95), top_k: Some(64), repetition_penalty: 1.0, seed }
     }
 }
 
@@ -103,6 +117,28 @@ pub struct DraftRequest {
     pub sampling: Sampling,
     /// The most tokens to write (the template's when `None`).
     pub max_tokens: Option<usize>,
+    /// A stored draft to make again from its record (then the template,
+    /// notes, question and sampling above are not used).
+    pub replay: Option<Replay>,
+}
+
+/// A stored draft to make again exactly: its own prompt token ids (which
+/// hold a follow-up's conversation), settings and seed, on the same weights
+/// and the same model-input image.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// The stored draft's id.
+    pub of: i64,
+    pub original: NewDraft,
+}
+
+/// What generation runs on, built from a request or read from a record.
+struct Prepared {
+    prompt_text: String,
+    ids: Vec<u32>,
+    params: GenerationParams,
+    template_id: String,
+    question: Option<String>,
 }
 
 /// A finished (or stopped, or failed mid-way) draft, ready to keep.
@@ -128,6 +164,16 @@ pub fn run(
     on_text: &mut dyn FnMut(&str),
     cancel: &AtomicBool,
 ) -> Result<DraftOutcome, DraftError> {
+    if let Some(replay) = &req.replay {
+        return rerun(loaded, reuse, replay, req.image.as_ref(), on_started, on_text, cancel);
+    }
+    let prepared = prepare(loaded, req)?;
+    generate(loaded, reuse, prepared, req.image.as_ref(), on_started, on_text, cancel)
+}
+
+/// The prompt and settings of a new draft: the conversation from the
+/// template and notes (and an earlier answer and question), checked to fit.
+fn prepare(loaded: &LoadedModel, req: &DraftRequest) -> Result<Prepared, DraftError> {
     let model = &loaded.model;
     let question = req.question.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if req.template.needs_question && question.is_none() && req.earlier.is_none() {
@@ -156,23 +202,127 @@ pub fn run(
         temperature: req.sampling.temperature,
         top_k: req.sampling.top_k,
         top_p: req.sampling.top_p,
+        repetition_penalty: req.sampling.repetition_penalty,
         seed: req.sampling.seed,
         ..Default::default()
     };
-    on_started(ids.len(), max_new_tokens);
+    Ok(Prepared { prompt_text, ids, params, template_id: req.template.id.clone(), question: question.map(str::to_string) })
+}
 
-    let model_input_sha256 = req.image.as_ref().map(|i| {
-        let mut bytes = format!("{}x{} rgb8\n", i.width(), i.height()).into_bytes();
-        bytes.extend_from_slice(i.as_raw());
-        crate::digest::sha256_hex(&bytes)
-    });
+/// sha256 of a model-input image: its size and RGB bytes.
+pub fn model_input_sha256(image: &RgbImage) -> String {
+    let mut bytes = format!("{}x{} rgb8\n", image.width(), image.height()).into_bytes();
+    bytes.extend_from_slice(image.as_raw());
+    crate::digest::sha256_hex(&bytes)
+}
+
+/// Makes a stored draft again from its record, after checking that the
+/// weights and the model-input image are the ones it was made with, and
+/// says whether the new answer is the same token for token.
+pub fn rerun(
+    loaded: &LoadedModel,
+    reuse: Option<&mut Reuse>,
+    replay: &Replay,
+    image: Option<&RgbImage>,
+    on_started: &mut dyn FnMut(usize, usize),
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<DraftOutcome, DraftError> {
+    let original = &replay.original;
+    if loaded.weights_sha256 != original.weights_sha256 {
+        let short = |h: &str| h.chars().take(12).collect::<String>();
+        return Err(DraftError::OtherModel {
+            drafted_with: format!("{} (weights sha256 {}…)", original.model_id, short(&original.weights_sha256)),
+            loaded: format!("{} (weights sha256 {}…)", loaded.id, short(&loaded.weights_sha256)),
+            drafted_model: original.model_id.clone(),
+        });
+    }
+    // The image goes in only where the draft had one (its prompt has its place).
+    let had_image = original.model_input_sha256.is_some() || original.prompt.contains("<start_of_image>");
+    let image = image.filter(|_| had_image);
+    let now = image.map(model_input_sha256);
+    if let Some(stored) = &original.model_input_sha256 {
+        if now.as_ref() != Some(stored) {
+            let now = now.as_deref().map_or_else(|| "none".to_string(), |h| h.chars().take(12).collect());
+            return Err(DraftError::OtherImage { stored: stored.chars().take(12).collect(), now });
+        }
+    }
+    let params: GenerationParams = serde_json::from_value(original.params.clone())
+        .map_err(|e| DraftError::Record(format!("its settings cannot be read ({e})")))?;
+    // Drafts kept before their token ids were stored: the stored prompt text
+    // is exactly what the model read (the chat template's output).
+    let ids = if original.prompt_ids.is_empty() {
+        loaded.model.encode_text(&original.prompt).map_err(|e| DraftError::Record(e.to_string()))?
+    } else {
+        original.prompt_ids.clone()
+    };
+    if image.is_some() && !loaded.model.reads_images() {
+        return Err(DraftError::NoVision);
+    }
+    let prepared = Prepared {
+        prompt_text: original.prompt.clone(),
+        ids,
+        params,
+        template_id: original.template.clone(),
+        question: original.question.clone(),
+    };
+    let mut outcome = generate(loaded, reuse, prepared, image, on_started, on_text, cancel)?;
+    let verdict = verdict(original, &outcome.draft);
+    outcome.draft.rerun_of = Some(replay.of);
+    outcome.draft.rerun_verdict = Some(verdict);
+    Ok(outcome)
+}
+
+/// Whether a re-run gave the stored answer: "reproduced exactly", or where it
+/// first differs (naming both devices when they are not the same).
+pub fn verdict(original: &NewDraft, again: &NewDraft) -> String {
+    let devices = if original.device == again.device {
+        String::new()
+    } else {
+        format!(" (made on {}, re-run on {})", original.device, again.device)
+    };
+    if again.error.is_some() {
+        return format!("not reproduced: the re-run stopped with an error{devices}");
+    }
+    if original.token_ids.is_empty() {
+        // An older draft without its token ids: the text is what can be compared.
+        return if original.text == again.text {
+            format!("reproduced the same text (the original kept no token ids){devices}")
+        } else {
+            let at = original.text.chars().zip(again.text.chars()).take_while(|(a, b)| a == b).count();
+            format!("differs from character {} (the original kept no token ids){devices}", at + 1)
+        };
+    }
+    let (a, b) = (&original.token_ids, &again.token_ids);
+    if a == b {
+        return format!("reproduced exactly ({} tokens){devices}", a.len());
+    }
+    if original.stop_reason == "stopped" && b.starts_with(a) {
+        return format!("reproduced exactly the {} tokens written before it was stopped, then went on to {}{devices}", a.len(), b.len());
+    }
+    let at = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    format!("differs from token {}{devices}", at + 1)
+}
+
+/// Generation for a prepared prompt, and the record of it.
+fn generate(
+    loaded: &LoadedModel,
+    reuse: Option<&mut Reuse>,
+    prepared: Prepared,
+    image: Option<&RgbImage>,
+    on_started: &mut dyn FnMut(usize, usize),
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<DraftOutcome, DraftError> {
+    let model = &loaded.model;
+    let Prepared { prompt_text, ids, params, template_id, question } = prepared;
+    on_started(ids.len(), params.max_new_tokens);
+
+    let model_input_sha256 = image.map(model_input_sha256);
     // Images are keyed by the hash of their exact pixels, so a reused image
     // is certainly the same image.
-    let images: Vec<(String, DynamicImage)> = req
-        .image
-        .iter()
-        .map(|i| (model_input_sha256.clone().unwrap_or_default(), DynamicImage::ImageRgb8(i.clone())))
-        .collect();
+    let images: Vec<(String, DynamicImage)> =
+        image.iter().map(|i| (model_input_sha256.clone().unwrap_or_default(), DynamicImage::ImageRgb8((*i).clone()))).collect();
     let start = Instant::now();
     let mut partial = String::new();
     let mut stream = |piece: &str| {
@@ -186,7 +336,7 @@ pub fn run(
             model.generate(&ids, &plain, &params, &mut stream, cancel)
         }
     };
-    let (text, stop_reason, stats, error) = match result {
+    let (text, stop_reason, stats, error, token_ids, thinking) = match result {
         Ok(out) => {
             let stop = match out.stop_reason {
                 StopReason::EndOfTurn => "end_of_turn",
@@ -194,11 +344,11 @@ pub fn run(
                 StopReason::Cancelled => "stopped",
                 StopReason::ContextFull => "context_full",
             };
-            (out.text, stop, out.stats, None)
+            (out.text, stop, out.stats, None, out.token_ids, out.thinking)
         }
         Err(e) => {
             let stats = GenerationStats { prompt_tokens: ids.len(), total_ms: start.elapsed().as_secs_f64() * 1000.0, ..Default::default() };
-            (partial.clone(), "error", stats, Some(model_error_in_words(&e)))
+            (partial.clone(), "error", stats, Some(model_error_in_words(&e)), Vec::new(), None)
         }
     };
     let generated = if error.is_some() { 0 } else { stats.generated_tokens };
@@ -216,9 +366,15 @@ pub fn run(
         timings: serde_json::to_value(&stats).unwrap_or_else(|_| json!({})),
         stop_reason: stop_reason.into(),
         text: text.trim_end().to_string(),
-        template: req.template.id.clone(),
-        question: question.map(str::to_string),
+        template: template_id,
+        question,
         error,
+        prompt_ids: ids,
+        token_ids,
+        model_input_sha256: model_input_sha256.clone(),
+        thinking,
+        rerun_of: None,
+        rerun_verdict: None,
     };
     Ok(DraftOutcome { draft, stats, model_input_sha256 })
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use image::RgbImage;
 use serde::Deserialize;
 
-use super::engine::{self, DraftError, DraftOutcome, DraftRequest, LoadedModel, Sampling};
+use super::engine::{self, DraftError, DraftOutcome, DraftRequest, LoadedModel, Replay, Sampling};
 use super::models::{self, ModelEntry, MODELS_DIR};
 use super::templates::{self, Template};
 use super::worker::{Job, Worker};
@@ -62,6 +62,12 @@ pub enum ServiceError {
     NoBase,
     #[error("type a question first")]
     NoQuestion,
+    #[error("{0}")]
+    BadSetting(String),
+    #[error("there is no draft {0}")]
+    NoDraft(i64),
+    #[error("the image draft {0} was made from is no longer in the store, so it cannot be re-run (nothing was changed)")]
+    ImageGone(i64),
     #[error("a draft is already being written; stop it first")]
     Busy,
     #[error(transparent)]
@@ -84,6 +90,9 @@ impl ServiceError {
             ServiceError::Model(_) => "model",
             ServiceError::NoBase => "no_base",
             ServiceError::NoQuestion => "no_question",
+            ServiceError::BadSetting(_) => "bad_setting",
+            ServiceError::NoDraft(_) => "no_draft",
+            ServiceError::ImageGone(_) => "image_gone",
             ServiceError::Busy => "busy",
             ServiceError::Session(e) => e.kind(),
             ServiceError::Draft(_) => "draft",
@@ -98,22 +107,91 @@ pub struct Order {
     pub notes: Notes,
     /// The image as the model sees it (see [`model_input`]).
     pub image: Option<RgbImage>,
-    /// The draft to reproduce or ask about.
-    pub base: Option<NewDraft>,
+    /// The draft to reproduce or ask about, by id.
+    pub base: Option<(DraftId, NewDraft)>,
     pub question: Option<String>,
-    /// A seed to sample with, chosen by the user; `None`: the policy decides.
-    pub seed: Option<u64>,
+    /// Sampling chosen by the user (a seed, a temperature …); what is left
+    /// empty the policy decides.
+    pub sampling: SamplingChoice,
     /// The most tokens to write (the template's when `None`).
     pub max_tokens: Option<usize>,
 }
 
 /// The sampling settings a stored draft was made with, read back typed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default)]
 struct StoredSampling {
     temperature: f64,
     top_p: Option<f64>,
     top_k: Option<usize>,
+    repetition_penalty: f32,
+}
+
+impl Default for StoredSampling {
+    fn default() -> Self {
+        StoredSampling { temperature: 0.0, top_p: None, top_k: None, repetition_penalty: 1.0 }
+    }
+}
+
+/// Sampling chosen by hand (the window's advanced settings, the command
+/// line's flags); a value left empty is the policy's. Every value used is
+/// recorded with the draft.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SamplingChoice {
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<usize>,
+    pub repetition_penalty: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+impl SamplingChoice {
+    /// The policy's sampling with the chosen values put in. Turning the
+    /// temperature up from greedy samples with top-p 0.95 and top-k 64 unless
+    /// they are chosen, and a new seed unless one is; a temperature of 0 is
+    /// greedy (top-p and top-k do not apply and are not recorded).
+    pub fn apply(&self, policy: Sampling) -> Result<Sampling, ServiceError> {
+        let mut s = policy;
+        if let Some(t) = self.temperature {
+            if !(t.is_finite() && (0.0..=5.0).contains(&t)) {
+                return Err(ServiceError::BadSetting("the temperature must be between 0 and 5".into()));
+            }
+            if t > 0.0 && s.temperature == 0.0 {
+                s.top_p = Some(0.95);
+                s.top_k = Some(64);
+                s.seed = self.seed.unwrap_or_else(new_seed);
+            }
+            s.temperature = t;
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(ServiceError::BadSetting("top-p must be above 0 and at most 1".into()));
+            }
+            s.top_p = Some(p);
+        }
+        if let Some(k) = self.top_k {
+            if k == 0 {
+                return Err(ServiceError::BadSetting("top-k must be at least 1".into()));
+            }
+            s.top_k = Some(k);
+        }
+        if let Some(r) = self.repetition_penalty {
+            if !(r.is_finite() && r > 0.0 && r <= 10.0) {
+                return Err(ServiceError::BadSetting("the repetition penalty must be above 0 and at most 10".into()));
+            }
+            s.repetition_penalty = r;
+        }
+        if let Some(seed) = self.seed {
+            s.seed = seed;
+        }
+        if s.temperature == 0.0 {
+            s.top_p = None;
+            s.top_k = None;
+            s.seed = 0;
+        }
+        Ok(s)
+    }
 }
 
 /// A seed the UI can show and type back exactly (JavaScript numbers hold 53 bits).
@@ -131,7 +209,7 @@ pub fn sampling_for(mode: DraftMode, template: &Template, base: Option<&NewDraft
             // Parameters stored by an older version may lack a field: the
             // generation defaults then hold, as they did when it was made.
             let p: StoredSampling = serde_json::from_value(b.params.clone()).unwrap_or_default();
-            Sampling { temperature: p.temperature, top_p: p.top_p, top_k: p.top_k, seed: b.seed }
+            Sampling { temperature: p.temperature, top_p: p.top_p, top_k: p.top_k, repetition_penalty: p.repetition_penalty, seed: b.seed }
         }
         (DraftMode::Reproduce | DraftMode::FollowUp, None, _) => return Err(ServiceError::NoBase),
         (_, _, Some(seed)) => Sampling::varied(template, seed),
@@ -146,17 +224,34 @@ impl Order {
     /// carries its base's answer and question and needs a question of its own;
     /// a reproduction asks its base's question again.
     pub fn request(self) -> Result<DraftRequest, ServiceError> {
-        let sampling = sampling_for(self.mode, &self.template, self.base.as_ref(), self.seed)?;
+        let base = self.base.as_ref().map(|(_, b)| b);
+        let sampling = sampling_for(self.mode, &self.template, base, self.sampling.seed)?;
+        // A reproduction repeats its record; otherwise chosen values apply.
+        let sampling = if self.mode == DraftMode::Reproduce { sampling } else { self.sampling.apply(sampling)? };
         let (earlier, question) = match self.mode {
             DraftMode::FollowUp => {
                 let q = self.question.map(|q| q.trim().to_string()).filter(|q| !q.is_empty()).ok_or(ServiceError::NoQuestion)?;
-                let b = self.base.as_ref().ok_or(ServiceError::NoBase)?;
+                let b = base.ok_or(ServiceError::NoBase)?;
                 (Some((b.text.clone(), b.question.clone())), Some(q))
             }
-            DraftMode::Reproduce => (None, self.base.as_ref().and_then(|b| b.question.clone())),
+            DraftMode::Reproduce => (None, base.and_then(|b| b.question.clone())),
             DraftMode::First | DraftMode::Regenerate => (None, self.question),
         };
-        Ok(DraftRequest { template: self.template, notes: self.notes, image: self.image, earlier, question, sampling, max_tokens: self.max_tokens })
+        // A reproduction is a re-run from the base's own record.
+        let replay = match (self.mode, self.base) {
+            (DraftMode::Reproduce, Some((id, original))) => Some(Replay { of: id.0, original }),
+            _ => None,
+        };
+        Ok(DraftRequest {
+            template: self.template,
+            notes: self.notes,
+            image: self.image,
+            earlier,
+            question,
+            sampling,
+            max_tokens: self.max_tokens,
+            replay,
+        })
     }
 }
 
@@ -216,6 +311,32 @@ pub fn draft_on(loaded: &LoadedModel, order: Order, on_text: &mut dyn FnMut(&str
     Ok(engine::run(loaded, None, &request, &mut |_, _| {}, on_text, cancel)?)
 }
 
+/// Re-runs stored draft `id` from its record on a model the caller loaded
+/// (the command line), with its session's image as the model saw it; not
+/// kept ([`keep`] does that, in the returned session). The verdict is in
+/// the outcome's draft.
+pub fn rerun_on(
+    loaded: &LoadedModel,
+    sessions: &Sessions,
+    id: DraftId,
+    on_text: &mut dyn FnMut(&str),
+    cancel: &AtomicBool,
+) -> Result<(SessionId, DraftOutcome), ServiceError> {
+    let (session, draft) = sessions.with_store(|s| s.find_draft(id))?.ok_or(ServiceError::NoDraft(id.0))?;
+    let detail = sessions.with_store(|s| s.session(session))?.ok_or(ServiceError::NoSuchSession(session))?;
+    let image = match detail.images.first() {
+        Some(image) => {
+            let path = sessions.with_store(|s| s.image_path(&image.sha256))?.ok_or(ServiceError::ImageGone(id.0))?;
+            let study = imaging::open(&path).map_err(|_| ServiceError::ImageGone(id.0))?;
+            Some(model_input(&study, 0)?)
+        }
+        None => None,
+    };
+    let replay = Replay { of: id.0, original: draft.draft };
+    let outcome = engine::rerun(loaded, None, &replay, image.as_ref(), &mut |_, _| {}, on_text, cancel)?;
+    Ok((session, outcome))
+}
+
 /// What the window asks for: a draft for the session on screen.
 pub struct WindowOrder {
     pub session: SessionId,
@@ -223,6 +344,8 @@ pub struct WindowOrder {
     pub mode: DraftMode,
     pub base_draft_id: Option<i64>,
     pub question: Option<String>,
+    /// The advanced settings, when the clinician changed any.
+    pub sampling: SamplingChoice,
 }
 
 /// The window's drafting: the model thread, and what it needs to choose a
@@ -280,11 +403,24 @@ impl Service {
             return Err(ServiceError::NotCurrent);
         }
         let base = match order.base_draft_id {
-            Some(b) => Some(find_draft(&detail.drafts, b)?.draft.clone()),
+            Some(b) => {
+                let d = find_draft(&detail.drafts, b)?;
+                Some((d.id, d.draft.clone()))
+            }
             None => None,
         };
         let image = reading.with_study(|s| model_input(s, 0)).transpose()?;
-        let request = Order { mode: order.mode, template, notes: detail.notes, image, base, question: order.question, seed: None, max_tokens: None }.request()?;
+        let request = Order {
+            mode: order.mode,
+            template,
+            notes: detail.notes,
+            image,
+            base,
+            question: order.question,
+            sampling: order.sampling,
+            max_tokens: None,
+        }
+        .request()?;
         let events = Arc::new(std::sync::Mutex::new(events));
         let stream = events.clone();
         let sessions = self.sessions.clone();

@@ -87,6 +87,10 @@ struct BundleImage {
 #[serde(deny_unknown_fields)]
 struct BundleDraft {
     created_at: String,
+    /// The position (0-based) in `drafts` of the draft this one re-ran
+    /// (`rerun_of` inside is a row id of the exporting store, so not kept).
+    #[serde(default)]
+    rerun_of_index: Option<usize>,
     #[serde(flatten)]
     draft: NewDraft,
 }
@@ -145,7 +149,8 @@ impl Store {
                 .iter()
                 .map(|d| BundleDraft {
                     created_at: d.created_at.clone(),
-                    draft: d.draft.clone(),
+                    rerun_of_index: d.draft.rerun_of.and_then(|r| draft_index.get(&r).copied()),
+                    draft: NewDraft { rerun_of: None, ..d.draft.clone() },
                 })
                 .collect(),
             reports: detail
@@ -286,7 +291,9 @@ impl Store {
         }
         let mut draft_rows = Vec::with_capacity(bundle.drafts.len());
         for d in &bundle.drafts {
-            draft_rows.push(insert_draft(&tx, id, &d.created_at, &d.draft)?.0);
+            // Validated: a re-run names a draft before it.
+            let rerun_of = d.rerun_of_index.and_then(|i| draft_rows.get(i).copied());
+            draft_rows.push(insert_draft(&tx, id, &d.created_at, &NewDraft { rerun_of, ..d.draft.clone() })?.0);
         }
         let mut row_of_version = BTreeMap::new();
         for r in &bundle.reports {
@@ -388,6 +395,18 @@ fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
             ("stop reason", &d.draft.stop_reason),
         ] {
             text(&format!("draft {n}'s {what}"), s, 4096)?;
+        }
+        if let Some(t) = &d.draft.thinking {
+            text(&format!("draft {n}'s thinking"), t, MAX_TEXT)?;
+        }
+        if d.draft.model_input_sha256.as_ref().is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(format!("draft {n}'s model-input hash is not a sha256"));
+        }
+        if d.draft.prompt_ids.len() > MAX_PROMPT || d.draft.token_ids.len() > MAX_TEXT {
+            return Err(format!("draft {n} lists more token ids than a draft can have"));
+        }
+        if d.rerun_of_index.is_some_and(|r| r >= i) {
+            return Err(format!("draft {n} is a re-run of a draft that does not come before it"));
         }
     }
     let mut finals = BTreeSet::new();

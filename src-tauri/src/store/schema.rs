@@ -171,8 +171,42 @@ const V3: &str = r#"
 ALTER TABLE reports ADD COLUMN from_draft INTEGER REFERENCES drafts (id) ON DELETE SET NULL;
 "#;
 
+/// Version 4: `session_images` with its key columns declared first. SQLite
+/// up to at least 3.40 (Debian 12's) misreads a WITHOUT ROWID table whose
+/// primary-key columns are not its first columns in `PRAGMA integrity_check`
+/// (it reported "NULL value in session_images.image_sha256" for every row,
+/// though none is NULL); declared in storage order, every SQLite reads it
+/// as sound. The rows are copied as they are; nothing references the table.
+const V4: &str = r#"
+CREATE TABLE session_images_v4 (
+    session_id    INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    position      INTEGER NOT NULL CHECK (position >= 0),
+    image_sha256  TEXT NOT NULL REFERENCES images (sha256),
+    PRIMARY KEY (session_id, position)
+) WITHOUT ROWID;
+INSERT INTO session_images_v4 (session_id, position, image_sha256)
+    SELECT session_id, position, image_sha256 FROM session_images;
+DROP TABLE session_images;
+ALTER TABLE session_images_v4 RENAME TO session_images;
+CREATE INDEX session_images_by_image ON session_images (image_sha256);
+"#;
+
+/// Version 5: what a draft needs to be made again and checked: the prompt's
+/// and the answer's token ids (JSON arrays), the hash of the exact image the
+/// model saw (per draft; the image row's is the latest only), MedGemma 1.5's
+/// thinking, and for a re-run the draft it repeated with the verdict.
+const V5: &str = r#"
+ALTER TABLE drafts ADD COLUMN prompt_ids_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE drafts ADD COLUMN token_ids_json TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE drafts ADD COLUMN model_input_sha256 TEXT
+    CHECK (model_input_sha256 IS NULL OR length(model_input_sha256) = 64);
+ALTER TABLE drafts ADD COLUMN thinking TEXT;
+ALTER TABLE drafts ADD COLUMN rerun_of INTEGER REFERENCES drafts (id) ON DELETE SET NULL;
+ALTER TABLE drafts ADD COLUMN rerun_verdict TEXT;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -87,8 +87,10 @@ pub struct Notes {
     pub free_text: String,
 }
 
-/// A generation to keep, with everything needed to say how it was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A generation to keep, with everything needed to say how it was made and
+/// to make it again (the exact prompt ids, settings and seed, the hash of the
+/// image the model saw, the weights' hash).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewDraft {
     pub model_id: String,
     pub weights_sha256: String,
@@ -114,6 +116,25 @@ pub struct NewDraft {
     /// Why the generation stopped early (the text is what came before).
     #[serde(default)]
     pub error: Option<String>,
+    /// The prompt's token ids, exactly as the model read them (empty for
+    /// drafts made before they were kept).
+    #[serde(default)]
+    pub prompt_ids: Vec<u32>,
+    /// The generated token ids; `text` is their decoding.
+    #[serde(default)]
+    pub token_ids: Vec<u32>,
+    /// sha256 of the exact image the model saw (its size and RGB bytes).
+    #[serde(default)]
+    pub model_input_sha256: Option<String>,
+    /// MedGemma 1.5's thinking, kept apart from the text.
+    #[serde(default)]
+    pub thinking: Option<String>,
+    /// For a re-run: the draft it made again, and the verdict
+    /// ("reproduced exactly", "differs from token N …").
+    #[serde(default)]
+    pub rerun_of: Option<i64>,
+    #[serde(default)]
+    pub rerun_verdict: Option<String>,
 }
 
 /// A stored draft.
@@ -209,8 +230,10 @@ pub(super) fn insert_draft(
     tx.execute(
         "INSERT INTO drafts (session_id, created_at, model_id, weights_sha256, quantization, device,
          app_version, prompt, params_json, seed, prompt_tokens, generated_tokens, timings_json,
-         stop_reason, text, template, question, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         stop_reason, text, template, question, error, prompt_ids_json, token_ids_json,
+         model_input_sha256, thinking, rerun_of, rerun_verdict)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+                 ?19, ?20, ?21, ?22, ?23, ?24)",
         params![
         id.0,
         at,
@@ -231,6 +254,12 @@ pub(super) fn insert_draft(
         draft.template,
         draft.question,
         draft.error,
+        ids_json(&draft.prompt_ids),
+        ids_json(&draft.token_ids),
+        draft.model_input_sha256,
+        draft.thinking,
+        draft.rerun_of,
+        draft.rerun_verdict,
         ],
     )?;
     Ok(DraftId(tx.last_insert_rowid()))
@@ -238,6 +267,16 @@ pub(super) fn insert_draft(
 
 fn json_column(text: String) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// Token ids as a JSON array.
+fn ids_json(ids: &[u32]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// Token ids from a JSON array column (none when it cannot be read).
+fn ids_column(text: &str) -> Vec<u32> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 impl Store {
@@ -437,11 +476,20 @@ impl Store {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// A draft by id, with the session it belongs to.
+    pub fn find_draft(&self, id: DraftId) -> Result<Option<(SessionId, Draft)>, StoreError> {
+        let session: Option<i64> =
+            self.conn.query_row("SELECT session_id FROM drafts WHERE id = ?1", [id.0], |r| r.get(0)).optional()?;
+        let Some(session) = session.map(SessionId) else { return Ok(None) };
+        Ok(self.drafts(session)?.into_iter().find(|d| d.id == id).map(|d| (session, d)))
+    }
+
     fn drafts(&self, id: SessionId) -> Result<Vec<Draft>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, created_at, model_id, weights_sha256, quantization, device, app_version, prompt,
                  params_json, seed, prompt_tokens, generated_tokens, timings_json, stop_reason, text,
-                 template, question, error
+                 template, question, error, prompt_ids_json, token_ids_json, model_input_sha256, thinking,
+                 rerun_of, rerun_verdict
              FROM drafts WHERE session_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id.0], |r| {
@@ -465,6 +513,12 @@ impl Store {
                     template: r.get(15)?,
                     question: r.get(16)?,
                     error: r.get(17)?,
+                    prompt_ids: ids_column(&r.get::<_, String>(18)?),
+                    token_ids: ids_column(&r.get::<_, String>(19)?),
+                    model_input_sha256: r.get(20)?,
+                    thinking: r.get(21)?,
+                    rerun_of: r.get(22)?,
+                    rerun_verdict: r.get(23)?,
                 },
             })
         })?;

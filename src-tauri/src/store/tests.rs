@@ -30,6 +30,7 @@ pub(super) fn sample_draft(text: &str) -> NewDraft {
         template: "chest-xray-report".into(),
         question: None,
         error: None,
+        ..Default::default()
     }
 }
 

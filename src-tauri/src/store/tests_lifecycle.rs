@@ -463,3 +463,99 @@ fn a_damaged_store_without_backup_starts_empty_and_keeps_the_file() {
     assert!(recovery.message().contains("no backup"));
     assert!(store.list_sessions().unwrap().is_empty());
 }
+
+/// What an administrator would run: the system's own SQLite (python3's
+/// sqlite3 module; Debian 12's is 3.40.1, the oldest SQLite we claim to
+/// support) checks a store with a full session as sound. Before schema 4 it
+/// reported "NULL value in session_images.image_sha256" for every row.
+#[test]
+fn the_systems_own_sqlite_finds_the_store_sound() {
+    let (dir, mut store) = store();
+    full_session(&mut store);
+    drop(store);
+    let check = "import sqlite3, sys\n\
+                 c = sqlite3.connect('file:' + sys.argv[1] + '?mode=ro', uri=True)\n\
+                 print(sqlite3.sqlite_version)\n\
+                 print(';'.join(r[0] for r in c.execute('PRAGMA integrity_check')))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", check])
+        .arg(dir.path().join(FILE_NAME))
+        .output()
+        .expect("python3 runs (make test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines = text.lines();
+    let version = lines.next().unwrap_or_default();
+    assert_eq!(lines.next(), Some("ok"), "SQLite {version}'s integrity check of the store");
+}
+
+/// A store written before schema 4 keeps its images, in order, and is sound.
+#[test]
+fn schema_4_keeps_every_session_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(FILE_NAME);
+    {
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        schema::migrations().to_version(&mut conn, 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sessions (title, created_at, updated_at) VALUES ('old', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO images (sha256, byte_size, stored_path) VALUES (printf('%064d', 1), 1, 'a'), (printf('%064d', 2), 1, 'b');
+             INSERT INTO session_images (session_id, image_sha256, position) VALUES (1, printf('%064d', 2), 0), (1, printf('%064d', 1), 1);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let rows: Vec<(i64, i64, String)> = store
+        .conn
+        .prepare("SELECT session_id, position, image_sha256 FROM session_images ORDER BY position")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [(1, 0, format!("{:064}", 2)), (1, 1, format!("{:064}", 1))]);
+    assert_eq!(store.integrity_check(), Ok(()));
+}
+
+/// What a re-run needs (token ids, the model-input hash, the thinking) and
+/// the re-run's link to its draft are kept, found by draft id, and carried
+/// by a bundle into a store whose row ids differ.
+#[test]
+fn a_drafts_record_and_its_re_run_survive_the_store_and_a_bundle() {
+    let (_dir, mut store) = store();
+    let id = store.create_session("re-run").unwrap();
+    let recorded = NewDraft {
+        prompt_ids: vec![2, 105, 9],
+        token_ids: vec![7, 8],
+        model_input_sha256: Some("c".repeat(64)),
+        thinking: Some("Look at the apex first.".into()),
+        ..sample_draft("FINDINGS: clear.")
+    };
+    let original = store.add_draft(id, &recorded).unwrap();
+    let rerun = NewDraft {
+        rerun_of: Some(original.0),
+        rerun_verdict: Some("reproduced exactly (2 tokens)".into()),
+        ..recorded.clone()
+    };
+    store.add_draft(id, &rerun).unwrap();
+    let drafts = store.session(id).unwrap().unwrap().drafts;
+    assert_eq!((&drafts[0].draft, &drafts[1].draft), (&recorded, &rerun));
+    let (found_session, found) = store.find_draft(original).unwrap().expect("found by id");
+    assert_eq!((found_session, found.draft), (id, recorded.clone()));
+    assert!(store.find_draft(DraftId(999)).unwrap().is_none());
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("case.mgdesk.json");
+    store.export_session(id, &file).unwrap();
+    let (_dir2, mut other) = self::store();
+    let taken = other.create_session("already here").unwrap();
+    for _ in 0..3 {
+        other.add_draft(taken, &sample_draft("other")).unwrap();
+    }
+    let new_id = other.import_session(&file).unwrap();
+    let imported = other.session(new_id).unwrap().unwrap().drafts;
+    assert_eq!(imported[0].draft, recorded);
+    assert_ne!(imported[0].id, original, "the rows were numbered anew");
+    assert_eq!(imported[1].draft.rerun_of, Some(imported[0].id.0), "the re-run points to the imported draft");
+    assert_eq!(imported[1].draft.rerun_verdict, rerun.rerun_verdict);
+}

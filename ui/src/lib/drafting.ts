@@ -53,6 +53,17 @@ export interface DraftStart {
   mode: DraftMode;
   baseDraftId?: number | null;
   question?: string | null;
+  /** The advanced settings the clinician changed; the rest is the template's. */
+  sampling?: SamplingChoice | null;
+}
+
+/** Sampling chosen by hand; a value left out is the template's (greedy by default). */
+export interface SamplingChoice {
+  temperature?: number | null;
+  topP?: number | null;
+  topK?: number | null;
+  repetitionPenalty?: number | null;
+  seed?: number | null;
 }
 
 export interface Review {
@@ -71,7 +82,13 @@ export const reviewDraft = (sessionId: number, draftId: number) => call<Review>(
 export function startDraft(args: DraftStart, onEvent: (e: DraftEvent) => void): Promise<void> {
   const channel = new Channel<DraftEvent>();
   channel.onmessage = onEvent;
-  return call<void>("draft_start", { ...args, baseDraftId: args.baseDraftId ?? null, question: args.question ?? null, onEvent: channel });
+  return call<void>("draft_start", {
+    ...args,
+    baseDraftId: args.baseDraftId ?? null,
+    question: args.question ?? null,
+    sampling: args.sampling ?? null,
+    onEvent: channel,
+  });
 }
 
 /** Words for a stop reason. */

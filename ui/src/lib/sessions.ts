@@ -39,8 +39,13 @@ export interface Draft {
   template: string;
   question: string | null;
   error: string | null;
-  params: { temperature?: number; top_p?: number | null; top_k?: number | null; max_new_tokens?: number };
+  params: { temperature?: number; top_p?: number | null; top_k?: number | null; repetition_penalty?: number; max_new_tokens?: number };
   prompt_tokens: number;
+  /** For a re-run: the draft it made again, and whether it came out the same. */
+  rerun_of?: number | null;
+  rerun_verdict?: string | null;
+  /** MedGemma 1.5's thinking, kept apart from the text. */
+  thinking?: string | null;
 }
 
 export type ReportStatus = "draft" | "preliminary" | "final";

@@ -37,11 +37,14 @@ fn stored(params: serde_json::Value, seed: u64, question: Option<&str>) -> NewDr
         template: templates::DEFAULT_TEMPLATE.into(),
         question: question.map(str::to_string),
         error: None,
+        ..Default::default()
     }
 }
 
 fn order(mode: DraftMode, base: Option<NewDraft>, question: Option<&str>, seed: Option<u64>) -> Order {
-    Order { mode, template: template(0.0), notes: Notes::default(), image: None, base, question: question.map(str::to_string), seed, max_tokens: None }
+    let base = base.map(|b| (DraftId(7), b));
+    let sampling = SamplingChoice { seed, ..Default::default() };
+    Order { mode, template: template(0.0), notes: Notes::default(), image: None, base, question: question.map(str::to_string), sampling, max_tokens: None }
 }
 
 #[test]
@@ -66,9 +69,12 @@ fn regenerate_samples_with_a_new_seed_even_on_a_greedy_template() {
 fn reproduce_takes_the_stored_parameters_and_seed() {
     let base = stored(serde_json::json!({"temperature": 0.4, "top_p": 0.9, "top_k": 20, "max_new_tokens": 300}), 77, Some("Is there a pneumothorax?"));
     let s = sampling_for(DraftMode::Reproduce, &template(0.0), Some(&base), Some(1)).unwrap();
-    assert_eq!(s, Sampling { temperature: 0.4, top_p: Some(0.9), top_k: Some(20), seed: 77 });
-    let req = order(DraftMode::Reproduce, Some(base), None, None).request().unwrap();
+    assert_eq!(s, Sampling { temperature: 0.4, top_p: Some(0.9), top_k: Some(20), repetition_penalty: 1.0, seed: 77 });
+    let req = order(DraftMode::Reproduce, Some(base.clone()), None, None).request().unwrap();
     assert_eq!(req.question.as_deref(), Some("Is there a pneumothorax?"));
+    // It is a re-run from the base's own record.
+    let replay = req.replay.expect("a reproduction replays its base");
+    assert_eq!((replay.of, replay.original), (7, base));
     // A greedy draft stored without sampling fields reproduces greedily.
     let greedy = sampling_for(DraftMode::Reproduce, &template(0.9), Some(&stored(serde_json::json!({"max_new_tokens": 10}), 0, None)), None).unwrap();
     assert_eq!(greedy, Sampling::greedy());
@@ -121,7 +127,7 @@ fn the_window_and_the_command_line_give_the_same_draft() {
     let id = sessions.start(&opened).unwrap();
     sessions.with_store(|s| s.save_notes(id, &notes)).unwrap();
     let (tx, rx) = mpsc::channel();
-    let order = WindowOrder { session: id, template_id: templates::DEFAULT_TEMPLATE.into(), mode: DraftMode::First, base_draft_id: None, question: None };
+    let order = WindowOrder { session: id, template_id: templates::DEFAULT_TEMPLATE.into(), mode: DraftMode::First, base_draft_id: None, question: None, sampling: SamplingChoice::default() };
     service.start(&reading, order, move |ev| { let _ = tx.send(ev); }, || {}).unwrap();
     let window_draft_id = loop {
         match rx.recv_timeout(Duration::from_secs(300)).expect("the draft finishes") {
@@ -145,4 +151,124 @@ fn the_window_and_the_command_line_give_the_same_draft() {
     assert!(!window.text.is_empty());
     let same = |d: &NewDraft| (d.text.clone(), d.prompt.clone(), d.params.clone(), d.seed, d.model_id.clone(), d.weights_sha256.clone(), d.template.clone(), d.prompt_tokens, d.generated_tokens);
     assert_eq!(same(&window), same(&cli));
+}
+
+/// Runs the window's draft `order` to its end; the id of the draft kept.
+fn window_draft(service: &Service, reading: &Reading, order: WindowOrder) -> i64 {
+    let (tx, rx) = mpsc::channel();
+    service.start(reading, order, move |ev| { let _ = tx.send(ev); }, || {}).unwrap();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(300)).expect("the draft finishes") {
+            DraftEvent::Finished { draft_id, .. } => break draft_id,
+            DraftEvent::Failed { message, .. } => panic!("the window's draft failed: {message}"),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // A copy of the model, so that its weights can be changed afterwards.
+    let model = tmp.path().join("tiny-gemma3");
+    std::fs::create_dir_all(&model).unwrap();
+    for entry in std::fs::read_dir(fixture("model")).unwrap().flatten() {
+        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+    }
+    let (data_arg, model_arg) = (data.display().to_string(), model.display().to_string());
+    let image = fixture("images/grey.png").display().to_string();
+    let code = crate::cli::run([
+        "medgemma-desk", "--data-dir", &data_arg, "draft", "--model", &model_arg, "--image", &image, "--indication", "cough",
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let sessions = Sessions::open(&data);
+    let session = sessions.with_store(|s| s.find_sessions("", 10)).unwrap().sessions[0].id;
+    let first = drafts(&sessions, session).drafts.pop().expect("the draft was kept");
+    // The record holds what a re-run needs.
+    assert_eq!(first.draft.prompt_ids.len(), first.draft.prompt_tokens as usize);
+    assert_eq!(first.draft.token_ids.len(), first.draft.generated_tokens as usize);
+    assert!(first.draft.model_input_sha256.as_ref().is_some_and(|h| h.len() == 64));
+
+    // The same model file on the same device: the same tokens, kept beside it with the verdict.
+    let id = first.id.0.to_string();
+    let code = crate::cli::run(["medgemma-desk", "--data-dir", &data_arg, "draft", "--rerun", &id, "--model", &model_arg]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let after = drafts(&sessions, session).drafts;
+    assert_eq!(after.len(), 2);
+    let again = &after[1].draft;
+    assert_eq!(again.rerun_of, Some(first.id.0));
+    assert_eq!(again.rerun_verdict.as_deref(), Some(format!("reproduced exactly ({} tokens)", first.draft.token_ids.len()).as_str()));
+    assert_eq!((&again.token_ids, &again.text, &again.prompt_ids), (&first.draft.token_ids, &first.draft.text, &first.draft.prompt_ids));
+
+    // One changed byte in the weights: refused before generating, naming both, nothing kept.
+    let weights = model.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&weights, bytes).unwrap();
+    let loaded = LoadedModel::load(&model, None, medgemma_models::DeviceChoice::Cpu, None).unwrap();
+    let err = rerun_on(&loaded, &sessions, first.id, &mut |_| {}, &AtomicBool::new(false)).err().expect("another model file is refused");
+    let words = err.to_string();
+    assert!(matches!(err, ServiceError::Draft(DraftError::OtherModel { .. })), "{words}");
+    assert!(words.contains(&first.draft.weights_sha256[..12]) && words.contains(&loaded.weights_sha256[..12]), "{words}");
+    assert_eq!(drafts(&sessions, session).drafts.len(), 2, "nothing was kept");
+    // A draft that does not exist is named.
+    let missing = rerun_on(&loaded, &sessions, DraftId(999), &mut |_| {}, &AtomicBool::new(false)).err().unwrap();
+    assert_eq!(missing.to_string(), "there is no draft 999");
+}
+
+#[test]
+fn the_window_re_runs_a_follow_up_with_its_conversation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    std::fs::create_dir_all(data.join(MODELS_DIR)).unwrap();
+    std::os::unix::fs::symlink(fixture("model"), data.join(MODELS_DIR).join("tiny-gemma3")).unwrap();
+    let sessions = Arc::new(Sessions::open(data));
+    let service = Service::new(data, sessions.clone());
+    let reading = Reading::default();
+    assert!(reading.open(&[fixture("images/grey.png")]));
+    let id = sessions.start(&reading.with_study(OpenedStudy::of).unwrap()).unwrap();
+    let order = |mode, base_draft_id, question: Option<&str>| WindowOrder {
+        session: id,
+        template_id: templates::DEFAULT_TEMPLATE.into(),
+        mode,
+        base_draft_id,
+        question: question.map(str::to_string),
+        sampling: SamplingChoice::default(),
+    };
+    let first = window_draft(&service, &reading, order(DraftMode::First, None, None));
+    let follow = window_draft(&service, &reading, order(DraftMode::FollowUp, Some(first), Some("Which side?")));
+    let again = window_draft(&service, &reading, order(DraftMode::Reproduce, Some(follow), None));
+    let all = drafts(&sessions, id).drafts;
+    let find = |n: i64| all.iter().find(|d| d.id.0 == n).unwrap().draft.clone();
+    let (follow, again) = (find(follow), find(again));
+    // The re-run read the follow-up's whole conversation, not a new prompt.
+    assert!(follow.prompt.contains("Which side?") && follow.prompt_ids.len() > find(first).prompt_ids.len());
+    assert_eq!((&again.prompt, &again.prompt_ids, &again.question), (&follow.prompt, &follow.prompt_ids, &follow.question));
+    assert_eq!(again.token_ids, follow.token_ids);
+    assert!(again.rerun_verdict.as_deref().is_some_and(|v| v.starts_with("reproduced exactly")), "{:?}", again.rerun_verdict);
+}
+
+#[test]
+fn chosen_sampling_values_are_used_and_bad_ones_refused() {
+    // Turning the temperature up from a greedy template samples, with the chosen seed.
+    let s = SamplingChoice { temperature: Some(0.8), seed: Some(42), ..Default::default() }.apply(Sampling::greedy()).unwrap();
+    assert_eq!(s, Sampling { temperature: 0.8, top_p: Some(0.95), top_k: Some(64), repetition_penalty: 1.0, seed: 42 });
+    let s = SamplingChoice { top_k: Some(5), repetition_penalty: Some(1.3), ..Default::default() }.apply(s).unwrap();
+    assert_eq!((s.top_k, s.repetition_penalty, s.seed), (Some(5), 1.3, 42));
+    // Zero is greedy: nothing of sampling is recorded.
+    assert_eq!(SamplingChoice { temperature: Some(0.0), ..Default::default() }.apply(s).unwrap(), Sampling { repetition_penalty: 1.3, ..Sampling::greedy() });
+    // Through the order: what the request samples with.
+    let mut o = order(DraftMode::First, None, None, Some(9));
+    o.sampling.temperature = Some(0.5);
+    assert_eq!(o.request().unwrap().sampling.temperature, 0.5);
+    for bad in [
+        SamplingChoice { temperature: Some(-1.0), ..Default::default() },
+        SamplingChoice { top_p: Some(1.5), ..Default::default() },
+        SamplingChoice { top_k: Some(0), ..Default::default() },
+        SamplingChoice { repetition_penalty: Some(0.0), ..Default::default() },
+    ] {
+        assert!(matches!(bad.apply(Sampling::greedy()), Err(ServiceError::BadSetting(_))), "{bad:?}");
+    }
 }
