@@ -131,20 +131,88 @@ async fn a_whole_case_in_the_window_opens_no_network_socket() {
     assert!(trace.lines().count() > 0, "the trace saw the window at all");
     let env = std::fs::read_to_string(tmp.path().join("env.txt")).unwrap();
     let server = env.lines().find_map(|l| l.strip_prefix("WEBKIT_INSPECTOR_SERVER=")).unwrap_or_default().to_string();
-    let inet: Vec<&str> = inet_calls(&trace).into_iter().filter(|l| !automation_channel(l, &server)).collect();
+    let channel = channel_sockets(&trace, &server);
+    let inet: Vec<&str> = inet_calls(&trace).into_iter().filter(|l| !channel.contains(l) && !automation_channel(l, &server)).collect();
     assert!(inet.is_empty(), "the window touched the network:\n{}", inet.join("\n"));
+}
+
+/// The `socket(AF_INET…)` lines of the trace that made an automation-channel
+/// socket: the first use of the returned descriptor by the same process
+/// (setting its options aside) is a bind or connect to the automation server. Every other IPv4/IPv6 socket,
+/// even one never connected, is not the harness's and fails the test.
+fn channel_sockets<'a>(trace: &'a str, server: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = trace.lines().collect();
+    let split = |l: &'a str| l.split_once(' ').map_or(("", l), |(pid, rest)| (pid, rest.trim_start()));
+    let returned = |l: &str| l.rsplit_once("= ").and_then(|(_, r)| r.split_whitespace().next()?.parse::<i64>().ok());
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let (pid, call) = split(line);
+        if !(call.starts_with("socket(AF_INET") || call.starts_with("socket(AF_INET6")) {
+            continue;
+        }
+        // An interrupted call ends in its "<... socket resumed>" line.
+        let fd = if call.ends_with("<unfinished ...>") {
+            lines[i + 1..].iter().map(|l| split(l)).find(|(p, c)| *p == pid && c.starts_with("<... socket resumed>")).and_then(|(_, c)| returned(c))
+        } else {
+            returned(call)
+        };
+        let Some(fd) = fd else { continue };
+        let first_use = lines[i + 1..].iter().find(|l| {
+            let (p, c) = split(l);
+            let on_fd = c.split_once('(').is_some_and(|(_, args)| args.starts_with(&format!("{fd},")) || args.starts_with(&format!("{fd})")));
+            // Setting options is not a use (the channel's server sets SO_REUSEADDR before binding).
+            p == pid && on_fd && !c.starts_with("setsockopt(") && !c.starts_with("getsockopt(")
+        });
+        if first_use.is_some_and(|l| {
+            let (_, c) = split(l);
+            (c.starts_with("bind(") || c.starts_with("connect(")) && automation_channel(l, server)
+        }) {
+            found.push(*line);
+        }
+    }
+    found
 }
 
 /// WebKit's automation channel to WebKitWebDriver: the automation server at
 /// `server` (WEBKIT_INSPECTOR_SERVER, e.g. "127.0.0.1:32913", handed to the
 /// app by WebKitWebDriver), bound there, connected to, and accepting loopback
-/// peers; and the sockets made for it. Any other bind or connect to an IP
-/// address, and any send to one, is not this channel.
+/// peers (the sockets made for it are found by `channel_sockets`). Any other
+/// bind or connect to an IP address, and any send to one, is not this channel.
 fn automation_channel(line: &str, server: &str) -> bool {
     let call = line.split_once(' ').map_or(line, |(_, rest)| rest.trim_start());
     let Some((host, port)) = server.split_once(':') else { return false };
     let at_server = call.contains(&format!("sin_port=htons({port})")) && call.contains(&format!("inet_addr(\"{host}\")"));
-    call.starts_with("socket(")
-        || ((call.starts_with("bind(") || call.starts_with("connect(")) && at_server && host == "127.0.0.1")
+    ((call.starts_with("bind(") || call.starts_with("connect(")) && at_server && host == "127.0.0.1")
         || ((call.starts_with("accept(") || call.starts_with("accept4(")) && call.contains("inet_addr(\"127.0.0.1\")"))
+}
+
+/// The trace filter itself: the automation channel's sockets pass; an
+/// IPv4/IPv6 socket the app makes for anything else fails, even one it never
+/// connects.
+#[test]
+fn only_the_automation_channels_sockets_are_allowed() {
+    let server = "127.0.0.1:59119";
+    let trace = "\
+10 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 20
+10 setsockopt(20, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0
+10 bind(20, {sa_family=AF_INET, sin_port=htons(59119), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = 0
+11 socket(AF_INET6, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP) = 21
+11 close(21) = 0
+12 socket(AF_INET, SOCK_STREAM, IPPROTO_IP <unfinished ...>
+12 <... socket resumed>) = 7
+12 connect(7, {sa_family=AF_INET, sin_port=htons(59119), sin_addr=inet_addr(\"127.0.0.1\")}, 16) = 0
+13 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 8
+13 connect(8, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr(\"142.250.1.1\")}, 16) = 0
+14 socket(AF_UNIX, SOCK_STREAM, 0) = 3
+";
+    let channel = channel_sockets(trace, server);
+    let stray: Vec<&str> = inet_calls(trace).into_iter().filter(|l| !channel.contains(l) && !automation_channel(l, server)).collect();
+    assert_eq!(
+        stray,
+        [
+            "11 socket(AF_INET6, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP) = 21",
+            "13 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 8",
+            "13 connect(8, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr(\"142.250.1.1\")}, 16) = 0",
+        ]
+    );
 }
