@@ -272,3 +272,32 @@ fn chosen_sampling_values_are_used_and_bad_ones_refused() {
         assert!(matches!(bad.apply(Sampling::greedy()), Err(ServiceError::BadSetting(_))), "{bad:?}");
     }
 }
+
+/// "What the model saw" is the drafting model's own input, for a GGUF model
+/// (its vision projector's size) as for a model folder (its config's).
+#[test]
+fn what_the_model_saw_is_the_drafting_models_input_for_gguf_and_folders() {
+    let image = fixture("images/grey.png");
+    let view = |install: &dyn Fn(&Path)| {
+        let tmp = tempfile::tempdir().unwrap();
+        let models = tmp.path().join(MODELS_DIR);
+        std::fs::create_dir_all(&models).unwrap();
+        install(&models);
+        let service = Service::new(tmp.path(), Arc::new(Sessions::open(tmp.path())));
+        let reading = Reading::default();
+        assert!(reading.open(std::slice::from_ref(&image)));
+        service.model_view(&reading).unwrap().dimensions()
+    };
+    let folder = view(&|models| std::os::unix::fs::symlink(fixture("model"), models.join("tiny-gemma3")).unwrap());
+    let gguf = view(&|models| {
+        let pair = models.join("tiny-gguf");
+        std::fs::create_dir_all(&pair).unwrap();
+        std::fs::copy(fixture("gguf/tiny-gemma3-f32.gguf"), pair.join("tiny-gemma3-f32.gguf")).unwrap();
+        std::fs::copy(fixture("gguf/mmproj-tiny-gemma3-f32.gguf"), pair.join("mmproj-tiny-gemma3-f32.gguf")).unwrap();
+    });
+    // The tiny model reads 32×32 images; the file on screen is 97×61.
+    assert_eq!(folder, (32, 32));
+    assert_eq!(gguf, (32, 32));
+    // Without a model, the image as the viewer hands it over.
+    assert_eq!(view(&|_| {}), (97, 61));
+}
