@@ -216,6 +216,16 @@ fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
     // A draft that does not exist is named.
     let missing = rerun_on(&loaded, &sessions, DraftId(999), &mut |_| {}, &AtomicBool::new(false)).err().unwrap();
     assert_eq!(missing.to_string(), "there is no draft 999");
+
+    // The original model file again, but the image gone from the store: said in one sentence, nothing kept.
+    let original = LoadedModel::load(&fixture("model"), None, medgemma_models::DeviceChoice::Cpu, None).unwrap();
+    assert_eq!(original.weights_sha256, first.draft.weights_sha256, "the fixture is the file the draft was made with");
+    let image_sha = drafts(&sessions, session).images[0].sha256.clone();
+    let stored = sessions.with_store(|s| s.image_path(&image_sha)).unwrap().unwrap();
+    std::fs::remove_file(&stored).unwrap();
+    let gone = rerun_on(&original, &sessions, first.id, &mut |_| {}, &AtomicBool::new(false)).err().expect("no image, no re-run");
+    assert!(matches!(gone, ServiceError::ImageGone(_)), "{gone}");
+    assert_eq!(drafts(&sessions, session).drafts.len(), 2, "nothing was kept");
 }
 
 #[test]
