@@ -109,6 +109,42 @@ fn a_folder_that_is_not_a_model_is_named_in_one_line() {
     assert!(err.contains("not a model folder") && err.contains("config.json"), "{err}");
 }
 
+/// A copy of the tiny model to break.
+fn model_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(fixture().join("model")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
+    }
+    tmp
+}
+
+#[test]
+fn a_tokenizer_that_is_not_json_is_named_in_one_line() {
+    let tmp = model_copy();
+    std::fs::write(tmp.path().join("tokenizer.json"), "{\"version\": \"1.0\", \"trunc").unwrap();
+    let out = medgemma_desk(&["generate", "--model", tmp.path().to_str().unwrap(), "--prompt", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_one_line(&err);
+    assert!(err.contains("tokenizer.json") && err.contains("cannot be used"), "{err}");
+}
+
+#[test]
+fn a_config_of_another_architecture_is_named_in_one_line() {
+    let tmp = model_copy();
+    let path = tmp.path().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
+    config["model_type"] = "llama".into();
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = medgemma_desk(&["generate", "--model", tmp.path().to_str().unwrap(), "--prompt", "hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_one_line(&err);
+    assert!(err.contains("LlamaForCausalLM") && err.contains("not supported") && err.contains("Gemma 3"), "{err}");
+}
+
 #[test]
 fn a_truncated_weights_file_is_refused_before_loading() {
     let tmp = tempfile::tempdir().unwrap();

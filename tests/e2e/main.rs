@@ -3,6 +3,7 @@
 //! drivers, so they are `#[ignore]`d in a plain `cargo test`; `make test` runs
 //! them with `--ignored` under xvfb-run.
 
+mod bad_models;
 mod drafting;
 mod harness;
 mod installed;
