@@ -85,6 +85,20 @@ pub fn markdown(s: &SessionDetail) -> String {
         )),
         None => out.push_str(&format!("Written by the clinician in MedGemma Desk {}.\n", crate::version::APP_VERSION)),
     }
+    // Each signed version's sentences with their origin, as frozen at its sign-off.
+    for r in main.into_iter().chain(addenda.iter().copied()) {
+        let Some(origins) = r.origins.as_ref().filter(|o| !o.is_empty()) else { continue };
+        let what = if r.addendum_of.is_some() { "addendum" } else { "report" };
+        out.push_str(&format!("\n**Origin of each sentence of the {what}, version {} (fixed at sign-off):**\n\n", r.version));
+        for s in origins {
+            let origin = match s.origin {
+                crate::attribution::Origin::Ai => "AI draft, unchanged",
+                crate::attribution::Origin::Edited => "AI draft, edited by the clinician",
+                crate::attribution::Origin::Clinician => "the clinician",
+            };
+            out.push_str(&format!("- {} — *{origin}*\n", s.text));
+        }
+    }
     out
 }
 

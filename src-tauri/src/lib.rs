@@ -1,6 +1,7 @@
 //! MedGemma Desk, the app crate: the Tauri window, its IPC commands and the
 //! headless command line, over the clinical services (imaging, store, drafting).
 
+pub mod attribution;
 pub mod cli;
 pub mod commands;
 pub mod data_dir;

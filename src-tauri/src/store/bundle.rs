@@ -108,6 +108,9 @@ struct BundleReport {
     /// The position (0-based) in `drafts` of the draft this version started from.
     #[serde(default)]
     from_draft_index: Option<usize>,
+    /// Each sentence's origin, as frozen when this version was signed.
+    #[serde(default)]
+    origins: Option<Vec<crate::attribution::Sentence>>,
 }
 
 impl Store {
@@ -164,6 +167,7 @@ impl Store {
                     created_at: r.created_at.clone(),
                     addendum_of_version: r.addendum_of.and_then(|a| version_of.get(&a).copied()),
                     from_draft_index: r.from_draft.and_then(|d| draft_index.get(&d).copied()),
+                    origins: r.origins.clone(),
                 })
                 .collect(),
         };
@@ -301,9 +305,18 @@ impl Store {
                 .addendum_of_version
                 .and_then(|v| row_of_version.get(&v).copied());
             tx.execute(
-                "INSERT INTO reports (session_id, version, text, status, signed_at, created_at, addendum_of)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![id.0, r.version, r.text, r.status, r.signed_at, r.created_at, addendum_of],
+                "INSERT INTO reports (session_id, version, text, status, signed_at, created_at, addendum_of, origins_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id.0,
+                    r.version,
+                    r.text,
+                    r.status,
+                    r.signed_at,
+                    r.created_at,
+                    addendum_of,
+                    r.origins.as_ref().and_then(|o| serde_json::to_string(o).ok())
+                ],
             )?;
             row_of_version.insert(r.version, tx.last_insert_rowid());
         }

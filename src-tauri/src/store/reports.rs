@@ -146,9 +146,18 @@ impl Store {
         if current.text.trim().is_empty() {
             return Err(SignError::Empty);
         }
+        // The origin of each sentence, frozen with the signed version: against
+        // the AI draft it was started from, else every sentence is the clinician's.
+        let draft: Option<String> = match current.from_draft {
+            Some(d) => tx
+                .query_row("SELECT text FROM drafts WHERE id = ?1 AND session_id = ?2", params![d, id.0], |r| r.get(0))
+                .optional()?,
+            None => None,
+        };
+        let origins = crate::attribution::attribute(draft.as_deref().unwrap_or(""), &current.text);
         tx.execute(
-            "UPDATE reports SET status = ?2, signed_at = ?3 WHERE id = ?1",
-            params![current.id, status.as_str(), at],
+            "UPDATE reports SET status = ?2, signed_at = ?3, origins_json = ?4 WHERE id = ?1",
+            params![current.id, status.as_str(), at, serde_json::to_string(&origins).unwrap_or_else(|_| "[]".into())],
         )?;
         // An addendum leaves the session final; otherwise the session takes the report's status.
         if current.addendum_of.is_none() {

@@ -205,8 +205,16 @@ ALTER TABLE drafts ADD COLUMN rerun_of INTEGER REFERENCES drafts (id) ON DELETE 
 ALTER TABLE drafts ADD COLUMN rerun_verdict TEXT;
 "#;
 
+/// Version 6: each signed report version keeps the origin of each of its
+/// sentences (AI, edited, clinician: a JSON array), computed once at
+/// sign-off, so later edits (a new version, an addendum) cannot change what
+/// the signed one says about itself.
+const V6: &str = r#"
+ALTER TABLE reports ADD COLUMN origins_json TEXT;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -158,6 +158,9 @@ pub struct Report {
     pub addendum_of: Option<i64>,
     /// The AI draft this version was started from.
     pub from_draft: Option<i64>,
+    /// Each sentence's origin (AI, edited, clinician), frozen when this
+    /// version was signed; `None` before sign-off.
+    pub origins: Option<Vec<crate::attribution::Sentence>>,
 }
 
 /// An image of a session, by content.
@@ -534,7 +537,7 @@ impl Store {
 }
 
 /// The columns `report_row` reads, in order.
-pub(super) const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of, from_draft";
+pub(super) const REPORT_COLUMNS: &str = "id, version, text, status, signed_at, created_at, addendum_of, from_draft, origins_json";
 
 /// A `reports` row selected with `REPORT_COLUMNS`.
 pub(super) fn report_row(r: &Row<'_>) -> rusqlite::Result<Report> {
@@ -547,6 +550,7 @@ pub(super) fn report_row(r: &Row<'_>) -> rusqlite::Result<Report> {
         created_at: r.get(5)?,
         addendum_of: r.get(6)?,
         from_draft: r.get(7)?,
+        origins: r.get::<_, Option<String>>(8)?.and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 

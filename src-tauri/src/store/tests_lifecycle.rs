@@ -559,3 +559,44 @@ fn a_drafts_record_and_its_re_run_survive_the_store_and_a_bundle() {
     assert_eq!(imported[1].draft.rerun_of, Some(imported[0].id.0), "the re-run points to the imported draft");
     assert_eq!(imported[1].draft.rerun_verdict, rerun.rerun_verdict);
 }
+
+/// Each sentence's origin is computed once, at sign-off, and kept with the
+/// signed version: an addendum written afterwards is attributed on its own
+/// and changes nothing of the version before; a bundle carries both.
+#[test]
+fn the_origin_of_each_sentence_is_frozen_at_sign_off() {
+    use crate::attribution::Origin;
+    let (_dir, mut store) = store();
+    let id = store.create_session("CR chest").unwrap();
+    let draft = store.add_draft(id, &sample_draft("The lungs are clear. No pleural effusion is seen. The cardiomediastinal silhouette is within normal limits.")).unwrap();
+    store
+        .save_report_from_draft(id, "The lungs are clear. A small left pleural effusion is seen. Old rib fracture.", draft)
+        .unwrap();
+    assert_eq!(store.session(id).unwrap().unwrap().reports[0].origins, None, "nothing is frozen before sign-off");
+    let signed = store.sign_report(id, SignOff::Final).unwrap();
+    let origins = |r: &Report| r.origins.clone().unwrap().into_iter().map(|s| (s.text, s.origin)).collect::<Vec<_>>();
+    let frozen = vec![
+        ("The lungs are clear.".to_string(), Origin::Ai),
+        ("A small left pleural effusion is seen.".to_string(), Origin::Edited),
+        ("Old rib fracture.".to_string(), Origin::Clinician),
+    ];
+    assert_eq!(origins(&signed), frozen);
+    // An addendum: the clinician's own, attributed when it is signed; version 1 unchanged.
+    store.save_report(id, "Compared with the prior film, unchanged.").unwrap();
+    store.sign_report(id, SignOff::Final).unwrap();
+    let reports = store.session(id).unwrap().unwrap().reports;
+    assert_eq!(origins(&reports[0]), frozen);
+    assert_eq!(origins(&reports[1]), [("Compared with the prior film, unchanged.".to_string(), Origin::Clinician)]);
+
+    // The Markdown export says it; a bundle carries it to another store.
+    let md = crate::export::markdown(&store.session(id).unwrap().unwrap());
+    assert!(md.contains("- A small left pleural effusion is seen. — *AI draft, edited by the clinician*"), "{md}");
+    assert!(md.contains("- Compared with the prior film, unchanged. — *the clinician*"), "{md}");
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("case.mgdesk.json");
+    store.export_session(id, &file).unwrap();
+    let (_dir2, mut other) = self::store();
+    let new_id = other.import_session(&file).unwrap();
+    let imported = other.session(new_id).unwrap().unwrap().reports;
+    assert_eq!((origins(&imported[0]), origins(&imported[1])), (origins(&reports[0]), origins(&reports[1])));
+}
