@@ -305,8 +305,8 @@ impl Store {
                 .addendum_of_version
                 .and_then(|v| row_of_version.get(&v).copied());
             tx.execute(
-                "INSERT INTO reports (session_id, version, text, status, signed_at, created_at, addendum_of, origins_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO reports (session_id, version, text, status, signed_at, created_at, addendum_of, origins_json, from_draft)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     id.0,
                     r.version,
@@ -315,7 +315,9 @@ impl Store {
                     r.signed_at,
                     r.created_at,
                     addendum_of,
-                    r.origins.as_ref().and_then(|o| serde_json::to_string(o).ok())
+                    r.origins.as_ref().and_then(|o| serde_json::to_string(o).ok()),
+                    // Validated: the index names one of the bundle's drafts.
+                    r.from_draft_index.and_then(|i| draft_rows.get(i).copied())
                 ],
             )?;
             row_of_version.insert(r.version, tx.last_insert_rowid());

@@ -599,4 +599,7 @@ fn the_origin_of_each_sentence_is_frozen_at_sign_off() {
     let new_id = other.import_session(&file).unwrap();
     let imported = other.session(new_id).unwrap().unwrap().reports;
     assert_eq!((origins(&imported[0]), origins(&imported[1])), (origins(&reports[0]), origins(&reports[1])));
+    // And the link to the draft the report started from, to the imported draft.
+    let imported_draft = other.session(new_id).unwrap().unwrap().drafts[0].id.0;
+    assert_eq!(imported[0].from_draft, Some(imported_draft));
 }
