@@ -161,6 +161,19 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
     app.click("[data-testid=sign-final]").await;
     app.wait_for_text("[data-testid=signed-report]", "no pneumothorax").await;
     app.screenshot("drafting").await;
+    // After sign-off the review shows each sentence's origin as fixed at sign-off.
+    app.click("[data-testid=review-button]").await;
+    app.wait_for_count("[data-testid=review-frozen]", 1).await;
+    let frozen: Vec<String> = {
+        let items = app.client.find_all(fantoccini::Locator::Css("[data-testid=review-sentences] li")).await.unwrap();
+        let mut v = Vec::new();
+        for li in items {
+            v.push(li.attr("data-origin").await.unwrap().unwrap_or_default());
+        }
+        v
+    };
+    assert_eq!(frozen, origins, "the origins fixed at sign-off are the ones reviewed before it");
+    app.click("[data-testid=review-close]").await;
 
     // Restart and reopen: drafts, report and notes are all there.
     let app = app.restart().await;

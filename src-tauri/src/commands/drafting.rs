@@ -96,6 +96,8 @@ pub struct Review {
     pub report_text: String,
     pub changes: Vec<Change>,
     pub sentences: Vec<Sentence>,
+    /// The sentences' origins are the ones fixed when the report was signed.
+    pub frozen: bool,
 }
 
 /// The AI draft against the clinician's newest report: tracked changes and
@@ -111,10 +113,14 @@ pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_i
             .ok_or_else(|| error("no_such_session", format!("there is no session {session_id}")))?;
         let draft = detail.drafts.iter().find(|d| d.id.0 == draft_id).ok_or_else(|| error("no_such_draft", format!("there is no draft {draft_id}")))?;
         // The report proper: the newest version that is not an addendum.
-        let report = detail.reports.iter().rev().find(|r| r.addendum_of.is_none()).map(|r| r.text.clone()).unwrap_or_default();
+        let main = detail.reports.iter().rev().find(|r| r.addendum_of.is_none());
+        let report = main.map(|r| r.text.clone()).unwrap_or_default();
+        // A signed version's origins were fixed at its sign-off, against the draft it started from.
+        let frozen = main.filter(|r| r.from_draft == Some(draft_id)).and_then(|r| r.origins.clone());
         Ok(Review {
             changes: review::tracked_changes(&draft.draft.text, &report),
-            sentences: review::attribute(&draft.draft.text, &report),
+            frozen: frozen.is_some(),
+            sentences: frozen.unwrap_or_else(|| review::attribute(&draft.draft.text, &report)),
             draft_text: draft.draft.text.clone(),
             report_text: report,
         })

@@ -71,6 +71,8 @@ export interface Review {
   reportText: string;
   changes: { kind: "same" | "added" | "removed"; text: string }[];
   sentences: { text: string; origin: "ai" | "edited" | "clinician" }[];
+  /** The origins are the ones fixed when the report was signed. */
+  frozen: boolean;
 }
 
 export const draftingState = () => call<DraftingState>("drafting_state");
