@@ -394,8 +394,7 @@ impl Model {
         let start = Instant::now();
         self.check_request(ids, params)?;
         let pixels = images.iter().map(|img| self.preprocess(img)).collect::<Result<Vec<_>>>()?;
-        let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
-        self.run(ids, &feats, None, 0, params, on_text, cancel, start)
+        self.run_from_pixels(ids, &pixels, params, on_text, cancel, start)
     }
 
     /// `generate` for images already preprocessed (see `preprocess`).
@@ -409,6 +408,19 @@ impl Model {
     ) -> Result<Generation> {
         let start = Instant::now();
         self.check_request(ids, params)?;
+        self.run_from_pixels(ids, pixels, params, on_text, cancel, start)
+    }
+
+    /// A generation without reuse, from preprocessed images (timed from `start`).
+    fn run_from_pixels(
+        &self,
+        ids: &[u32],
+        pixels: &[Tensor],
+        params: &GenerationParams,
+        on_text: &mut dyn FnMut(&str),
+        cancel: &AtomicBool,
+        start: Instant,
+    ) -> Result<Generation> {
         let feats = pixels.iter().map(|p| self.image_features(p)).collect::<Result<Vec<_>>>()?;
         self.run(ids, &feats, None, 0, params, on_text, cancel, start)
     }

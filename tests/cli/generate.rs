@@ -147,12 +147,7 @@ fn a_config_of_another_architecture_is_named_in_one_line() {
 
 #[test]
 fn a_truncated_weights_file_is_refused_before_loading() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = fixture().join("model");
-    for f in std::fs::read_dir(&src).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, tmp.path().join(f.file_name().unwrap())).unwrap();
-    }
+    let tmp = model_copy();
     let weights = tmp.path().join("model.safetensors");
     let len = std::fs::metadata(&weights).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&weights).unwrap().set_len(len / 2).unwrap();

@@ -229,8 +229,8 @@ pub fn rerun(
     cancel: &AtomicBool,
 ) -> Result<DraftOutcome, DraftError> {
     let original = &replay.original;
+    let short = |h: &str| h.chars().take(12).collect::<String>();
     if loaded.weights_sha256 != original.weights_sha256 {
-        let short = |h: &str| h.chars().take(12).collect::<String>();
         return Err(DraftError::OtherModel {
             drafted_with: format!("{} (weights sha256 {}…)", original.model_id, short(&original.weights_sha256)),
             loaded: format!("{} (weights sha256 {}…)", loaded.id, short(&loaded.weights_sha256)),
@@ -243,8 +243,8 @@ pub fn rerun(
     let now = image.map(model_input_sha256);
     if let Some(stored) = &original.model_input_sha256 {
         if now.as_ref() != Some(stored) {
-            let now = now.as_deref().map_or_else(|| "none".to_string(), |h| h.chars().take(12).collect());
-            return Err(DraftError::OtherImage { stored: stored.chars().take(12).collect(), now });
+            let now = now.as_deref().map_or_else(|| "none".to_string(), short);
+            return Err(DraftError::OtherImage { stored: short(stored), now });
         }
     }
     let params: GenerationParams = serde_json::from_value(original.params.clone())

@@ -117,22 +117,6 @@ pub struct Order {
     pub max_tokens: Option<usize>,
 }
 
-/// The sampling settings a stored draft was made with, read back typed.
-#[derive(Debug, Deserialize)]
-#[serde(default)]
-struct StoredSampling {
-    temperature: f64,
-    top_p: Option<f64>,
-    top_k: Option<usize>,
-    repetition_penalty: f32,
-}
-
-impl Default for StoredSampling {
-    fn default() -> Self {
-        StoredSampling { temperature: 0.0, top_p: None, top_k: None, repetition_penalty: 1.0 }
-    }
-}
-
 /// Sampling chosen by hand (the window's advanced settings, the command
 /// line's flags); a value left empty is the policy's. Every value used is
 /// recorded with the draft.
@@ -208,7 +192,7 @@ pub fn sampling_for(mode: DraftMode, template: &Template, base: Option<&NewDraft
         (DraftMode::Reproduce, Some(b), _) => {
             // Parameters stored by an older version may lack a field: the
             // generation defaults then hold, as they did when it was made.
-            let p: StoredSampling = serde_json::from_value(b.params.clone()).unwrap_or_default();
+            let p: medgemma_models::GenerationParams = serde_json::from_value(b.params.clone()).unwrap_or_default();
             Sampling { temperature: p.temperature, top_p: p.top_p, top_k: p.top_k, repetition_penalty: p.repetition_penalty, seed: b.seed }
         }
         (DraftMode::Reproduce | DraftMode::FollowUp, None, _) => return Err(ServiceError::NoBase),
