@@ -29,7 +29,7 @@ NODE_MIN := 20.19
 
 # Debian/Ubuntu packages: to build and run the app, and to test the real window.
 APT_BUILD := pkg-config build-essential cmake file libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libssl-dev fonts-dejavu-core
-APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strace dbus
+APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strace dbus poppler-utils
 
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json
 
@@ -73,7 +73,7 @@ deps: check-tools
 	$(call apt_install,$(APT_BUILD),building the app)
 
 deps-test: deps
-	$(call apt_install,$(APT_TEST),the window and privacy tests)
+	$(call apt_install,$(APT_TEST),the window + privacy + export tests)
 	@if ! $(CARGO) install --list | grep -q '^tauri-driver v$(TAURI_DRIVER_VERSION):'; then \
 	  echo "==> Installing tauri-driver $(TAURI_DRIVER_VERSION) (cargo install, a few minutes once)"; \
 	  $(CARGO) install --locked --quiet tauri-driver --version $(TAURI_DRIVER_VERSION); \
@@ -90,6 +90,12 @@ ui/dist/index.html: ui/node_modules/.package-lock.json $(UI_SOURCES)
 
 ui: ui/dist/index.html
 
+# The independent FHIR R4 validators the export test runs (tests/fhir/validate.js).
+tests/fhir/node_modules/.package-lock.json: tests/fhir/package.json tests/fhir/package-lock.json
+	@echo "==> Installing the FHIR validators (FHIR.js, HL7 FHIRPath; npm ci in tests/fhir)"
+	@$(NPM) --prefix tests/fhir ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # ---------------------------------------------------------------- the commands
 
 build: deps ui
@@ -101,7 +107,7 @@ run: build
 	@echo "==> Starting MedGemma Desk"
 	@./$(BIN) $(ARGS)
 
-test: deps-test ui
+test: deps-test ui tests/fhir/node_modules/.package-lock.json
 	@echo "==> Building the app and its tests (release, RUSTFLAGS='$(RUSTFLAGS)')"
 	@$(CARGO) test --release --workspace --no-run --quiet
 	@tests/run.sh

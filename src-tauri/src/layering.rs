@@ -242,7 +242,7 @@ const APP_LAYERS: &[(&str, &[&str])] = &[
     ("store", &["digest", "version", "attribution"]),
     ("session", &["imaging", "store"]),
     ("reading", &["imaging"]),
-    ("export", &["store", "version", "drafting", "attribution"]),
+    ("export", &["store", "version", "imaging", "attribution"]),
     ("drafting", &["digest", "version", "settings", "data_dir", "imaging", "store", "session", "reading", "attribution"]),
     ("state", &["data_dir", "drafting", "reading", "session"]),
     ("commands", &["state", "data_dir", "digest", "version", "settings", "imaging", "store", "session", "reading", "drafting", "export"]),

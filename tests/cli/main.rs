@@ -4,6 +4,7 @@
 use std::process::{Command, Output};
 
 mod draft;
+mod export;
 mod generate;
 mod gguf;
 mod imaging;

@@ -23,7 +23,7 @@ fn strace_run(log: &std::path::Path, args: &[&str]) -> std::process::Output {
     out
 }
 
-fn dicom() -> PathBuf {
+pub(crate) fn dicom() -> PathBuf {
     let fetch = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/dicom/fetch.sh");
     let out = Command::new("bash").arg(fetch).arg("--quiet").output().expect("bash runs");
     assert!(out.status.success(), "fetch.sh failed: {}", String::from_utf8_lossy(&out.stderr));

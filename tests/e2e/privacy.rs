@@ -94,29 +94,20 @@ async fn a_whole_case_in_the_window_opens_no_network_socket() {
     app.click("[data-testid=sign-final]").await;
     app.wait_for_text("[data-testid=signed-report]", "No pneumothorax").await;
 
-    // Export as Markdown: the system's save dialog, answered with a path.
+    // Export as Markdown and as PDF: the system's save dialog, answered with a path.
     let out = tmp.path().join("report.md");
     app.click("[data-testid=export-markdown]").await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let dialog = loop {
-        let found = std::process::Command::new("xdotool").args(["search", "--name", "^Export the report$"]).output().unwrap();
-        if let Some(id) = String::from_utf8_lossy(&found.stdout).lines().next() {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "the save dialog never opened");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    std::thread::sleep(Duration::from_millis(500));
-    let xdo = |args: &[&str]| std::process::Command::new("xdotool").args(args).status().unwrap();
-    // Real key presses (XTEST) into the focused dialog: the name field has
-    // the focus, and takes a whole path.
-    xdo(&["windowfocus", "--sync", &dialog]);
-    xdo(&["key", "ctrl+a"]);
-    xdo(&["type", "--delay", "20", out.to_str().unwrap()]);
-    xdo(&["key", "Return"]);
+    answer_save_dialog(&out);
     app.wait_for_text("[data-testid=export-note]", "report.md").await;
     let exported = std::fs::read_to_string(&out).unwrap();
     assert!(exported.contains("No pneumothorax") && exported.contains("AI"), "{exported}");
+    let pdf = tmp.path().join("report.pdf");
+    app.click("[data-testid=export-pdf]").await;
+    answer_save_dialog(&pdf);
+    app.wait_for_text("[data-testid=export-note]", "report.pdf").await;
+    let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().expect("pdftotext runs");
+    let text = String::from_utf8_lossy(&text.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("No pneumothorax") && text.contains("Started from an AI draft"), "the window's PDF:\n{text}");
 
     // Search finds the case by its report.
     app.type_into("[data-testid=session-search]", "pneumothorax").await;
@@ -215,4 +206,25 @@ fn only_the_automation_channels_sockets_are_allowed() {
             "13 connect(8, {sa_family=AF_INET, sin_port=htons(443), sin_addr=inet_addr(\"142.250.1.1\")}, 16) = 0",
         ]
     );
+}
+
+/// Answers the app's "Export the report" save dialog with `path`, by real key
+/// presses (XTEST) into the focused dialog: the name field has the focus and
+/// takes a whole path.
+fn answer_save_dialog(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dialog = loop {
+        let found = std::process::Command::new("xdotool").args(["search", "--name", "^Export the report$"]).output().unwrap();
+        if let Some(id) = String::from_utf8_lossy(&found.stdout).lines().next() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the save dialog never opened");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let xdo = |args: &[&str]| std::process::Command::new("xdotool").args(args).status().unwrap();
+    xdo(&["windowfocus", "--sync", &dialog]);
+    xdo(&["key", "ctrl+a"]);
+    xdo(&["type", "--delay", "20", path.to_str().unwrap()]);
+    xdo(&["key", "Return"]);
 }

@@ -39,15 +39,15 @@ enum Action {
         json: bool,
     },
     /// Write one session to a file: a bundle to import elsewhere (notes, drafts,
-    /// reports, original images), or its report as Markdown or FHIR R4 JSON.
+    /// reports, original images), or its report as Markdown, PDF or FHIR R4 JSON.
     Export {
         /// The session's number (see `sessions list`).
         id: i64,
         /// The file to write.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
-        /// bundle (.mgdesk.json), markdown (.md) or fhir (a FHIR R4 Bundle, .json).
-        #[arg(long, default_value = "bundle", value_parser = ["bundle", "markdown", "fhir"])]
+        /// bundle (.mgdesk.json), markdown (.md), pdf (.pdf) or fhir (a FHIR R4 Bundle, .json).
+        #[arg(long, default_value = "bundle", value_parser = ["bundle", "markdown", "pdf", "fhir"])]
         format: String,
     },
     /// Import a session from a bundle made by `sessions export` (as a new session).
@@ -122,13 +122,11 @@ pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
         Action::Export { id, output, format } if format != "bundle" => {
             let id = SessionId(id);
             let detail = store.session(id).map_err(|e| e.to_string())?.ok_or_else(|| no_such(id))?;
-            let text = match format.as_str() {
-                "markdown" => crate::export::markdown(&detail),
-                _ => serde_json::to_string_pretty(&crate::export::fhir(&detail)).map_err(|e| e.to_string())?,
-            };
-            crate::export::write_private(&output, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-            store.record_export(id, &format).map_err(|e| e.to_string())?;
-            println!("Exported the report of session {id} to {} ({format}).", output.display());
+            let format = crate::export::Format::parse(&format).ok_or_else(|| format!("unknown export format {format}"))?;
+            let bytes = crate::export::report(format, &detail, data_dir.path()).map_err(|e| e.to_string())?;
+            crate::export::write_private(&output, &bytes).map_err(|e| format!("cannot write {}: {e}", output.display()))?;
+            store.record_export(id, format.name()).map_err(|e| e.to_string())?;
+            println!("Exported the report of session {id} to {} ({}).", output.display(), format.label());
             Ok(())
         }
         Action::Export { id, output, .. } => {

@@ -147,9 +147,8 @@ pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> R
     Ok(tauri::ipc::Response::new(bytes))
 }
 
-/// Saves the session's report as Markdown or FHIR R4 JSON where the clinician
-/// chooses (the system's Save dialog), or records that it was printed
-/// ("pdf": the window prints the report view). Returns the path written, if any.
+/// Saves the session's report as Markdown, PDF or FHIR R4 JSON where the
+/// clinician chooses (the system's Save dialog). Returns the path written, if any.
 #[tauri::command]
 pub async fn report_export<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_id: i64, format: String) -> Result<Option<String>, CommandError> {
     use tauri_plugin_dialog::DialogExt;
@@ -158,15 +157,9 @@ pub async fn report_export<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_
         let state = handle.state::<AppState>();
         let id = SessionId(session_id);
         let detail = state.sessions.with_store(|s| s.session(id))?.ok_or_else(|| error("no_such_session", format!("there is no session {id}")))?;
-        let (text, ext, label) = match format.as_str() {
-            "markdown" => (crate::export::markdown(&detail), "md", "Markdown"),
-            "fhir" => (serde_json::to_string_pretty(&crate::export::fhir(&detail)).map_err(|e| CommandError::internal(e.to_string()))?, "json", "FHIR R4 JSON"),
-            "pdf" => {
-                state.sessions.with_store(|s| s.record_export(id, "pdf"))?;
-                return Ok(None);
-            }
-            other => return Err(error("format", format!("unknown export format {other}"))),
-        };
+        let format = crate::export::Format::parse(&format).ok_or_else(|| error("format", format!("unknown export format {format}")))?;
+        let bytes = crate::export::report(format, &detail, state.data_dir.path()).map_err(|e| error("export", e.to_string()))?;
+        let (ext, label) = (format.extension(), format.label());
         let name: String = detail.summary.title.chars().map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' }).collect();
         let picked = handle
             .dialog()
@@ -176,8 +169,8 @@ pub async fn report_export<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_
             .add_filter(label, &[ext])
             .blocking_save_file();
         let Some(path) = picked.and_then(|p| p.into_path().ok()) else { return Ok(None) };
-        crate::export::write_private(&path, text.as_bytes()).map_err(|e| error("write", format!("cannot write {}: {e}", path.display())))?;
-        state.sessions.with_store(|s| s.record_export(id, &format))?;
+        crate::export::write_private(&path, &bytes).map_err(|e| error("write", format!("cannot write {}: {e}", path.display())))?;
+        state.sessions.with_store(|s| s.record_export(id, format.name()))?;
         Ok(Some(path.display().to_string()))
     })
     .await
