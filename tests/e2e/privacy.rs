@@ -210,11 +210,12 @@ fn only_the_automation_channels_sockets_are_allowed() {
 
 /// Answers the app's "Export the report" save dialog with `path`, by real key
 /// presses (XTEST) into the focused dialog: the name field has the focus and
-/// takes a whole path.
+/// takes a whole path. Only a visible dialog: an earlier export's dialog may
+/// still exist, unmapped.
 fn answer_save_dialog(path: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let dialog = loop {
-        let found = std::process::Command::new("xdotool").args(["search", "--name", "^Export the report$"]).output().unwrap();
+        let found = std::process::Command::new("xdotool").args(["search", "--onlyvisible", "--name", "^Export the report$"]).output().unwrap();
         if let Some(id) = String::from_utf8_lossy(&found.stdout).lines().next() {
             break id.to_string();
         }
