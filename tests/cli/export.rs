@@ -92,6 +92,7 @@ fn the_fhir_export_passes_an_independent_r4_validator_and_broken_ones_do_not() {
     assert_eq!(patient["identifier"][0]["value"], "11RG3", "the subject comes from the DICOM file's Patient ID");
     assert_eq!(patient["birthDate"], "1979-04-08");
     assert_eq!(bundle["entry"][0]["resource"]["status"], "amended", "a final report with an addendum");
+    assert_eq!(bundle["entry"][0]["resource"]["effectiveDateTime"], "2004-08-26", "the DICOM Study Date");
 
     let (ok, said) = validate(tmp.path(), "ok.json", &bundle);
     assert!(ok, "the export is not valid R4:\n{said}");

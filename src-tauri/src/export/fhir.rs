@@ -1,7 +1,8 @@
 //! The report as a FHIR R4 `collection` Bundle, for systems:
 //!
 //! - the `DiagnosticReport` (status, LOINC code, conclusion, the Markdown as
-//!   its presented form, the accession number when the image has one), whose
+//!   its presented form, the accession number and study date when the image
+//!   has them), whose
 //!   `subject` is
 //! - a `Patient` made from the image's DICOM patient tags (ID, name, birth
 //!   date, sex); an image without them gives a Patient that says, in its
@@ -167,9 +168,9 @@ fn version_provenance(r: &Report, report_ref: &str, device: Option<(&str, &str)>
     out
 }
 
-/// The report as a FHIR R4 `Bundle` (type `collection`); `patient` is the
-/// image's patient tags, when an image could be read.
-pub fn fhir(s: &SessionDetail, patient_tags: Option<&PatientTags>) -> Value {
+/// The report as a FHIR R4 `Bundle` (type `collection`); `patient_tags` and
+/// `study_date` (DICOM `YYYYMMDD`) are the image's, when an image could be read.
+pub fn fhir(s: &SessionDetail, patient_tags: Option<&PatientTags>, study_date: Option<&str>) -> Value {
     let (main, addenda) = report_parts(s);
     let status = match main.map(|r| r.status.as_str()) {
         Some("final") if !addenda.is_empty() => "amended",
@@ -208,6 +209,10 @@ pub fn fhir(s: &SessionDetail, patient_tags: Option<&PatientTags>) -> Value {
     }
     if let Some(at) = main.and_then(|r| r.signed_at.clone()) {
         report["issued"] = json!(at);
+    }
+    // When the study was made (what the report is about), beside when it was issued.
+    if let Some(date) = study_date.and_then(super::iso_date) {
+        report["effectiveDateTime"] = json!(date);
     }
     let mut entries = vec![json!({ "fullUrl": report_ref, "resource": report }), json!({ "fullUrl": patient_ref, "resource": patient })];
     let draft = source_draft(s, main);

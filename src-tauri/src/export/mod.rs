@@ -78,7 +78,7 @@ pub fn report(format: Format, s: &SessionDetail, data_dir: &Path) -> Result<Vec<
     let image = first_image(s, data_dir);
     Ok(match format {
         Format::Markdown => markdown(s).into_bytes(),
-        Format::Fhir => serde_json::to_vec_pretty(&fhir(s, image.as_ref().map(|i| &i.patient)))?,
+        Format::Fhir => serde_json::to_vec_pretty(&fhir(s, image.as_ref().map(|i| &i.patient), image.as_ref().and_then(|i| i.tags.study_date.as_deref())))?,
         Format::Pdf => pdf(s, image.as_ref())?,
     })
 }

@@ -60,7 +60,7 @@ fn markdown_has_status_report_and_provenance() {
 #[test]
 fn fhir_bundle_holds_report_patient_device_and_provenance_per_origin() {
     let (_d, s) = signed_session();
-    let b = fhir(&s, Some(&tags()));
+    let b = fhir(&s, Some(&tags()), Some("20040826"));
     assert_eq!(b["resourceType"], "Bundle");
     let entries = b["entry"].as_array().unwrap();
     let kinds: Vec<&str> = entries.iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
@@ -71,6 +71,7 @@ fn fhir_bundle_holds_report_patient_device_and_provenance_per_origin() {
     assert_eq!(report["conclusion"], "Normal.\nOld healed fracture of the left clavicle.");
     assert_eq!(report["subject"]["reference"], entries[1]["fullUrl"]);
     assert_eq!(report["identifier"][0]["value"], "ACC77");
+    assert_eq!(report["effectiveDateTime"], "2004-08-26", "the study date, beside the issue time");
     let md = base64::engine::general_purpose::STANDARD.decode(report["presentedForm"][0]["data"].as_str().unwrap()).unwrap();
     assert!(String::from_utf8(md).unwrap().contains("Clear lungs"));
     let patient = &entries[1]["resource"];
@@ -97,7 +98,7 @@ fn fhir_bundle_holds_report_patient_device_and_provenance_per_origin() {
 #[test]
 fn fhir_patient_without_identity_says_so() {
     let (_d, s) = signed_session();
-    let b = fhir(&s, None);
+    let b = fhir(&s, None, None);
     let patient = &b["entry"][1]["resource"];
     assert!(patient.get("identifier").is_none() && patient.get("name").is_none());
     assert!(patient["text"]["div"].as_str().unwrap().contains("Patient not identified"), "{patient}");
@@ -111,7 +112,8 @@ fn an_unsigned_report_has_the_drafts_provenance_only() {
     let id = store.create_session("CR").unwrap();
     let d = store.add_draft(id, &NewDraft { model_id: "m".into(), text: "IMPRESSION: x.".into(), ..Default::default() }).unwrap();
     store.save_report_from_draft(id, "IMPRESSION: x.", d).unwrap();
-    let b = fhir(&store.session(id).unwrap().unwrap(), None);
+    let b = fhir(&store.session(id).unwrap().unwrap(), None, None);
+    assert!(b["entry"][0]["resource"].get("effectiveDateTime").is_none());
     let kinds: Vec<&str> = b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["resourceType"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["DiagnosticReport", "Patient", "Device", "Provenance"]);
     assert_eq!(b["entry"][0]["resource"]["status"], "partial");
