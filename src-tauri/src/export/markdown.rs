@@ -1,28 +1,14 @@
 //! The report as Markdown: for people, to read or paste into another system.
 
-use super::{origin_words, record_words, report_parts, signed_versions, status_words};
+use super::{addendum_heading, case_notes, origin_words, record_words, report_parts, signed_versions, status_line};
 use crate::store::SessionDetail;
 
 /// The report as Markdown, with its status, notes, addenda and AI provenance.
 pub fn markdown(s: &SessionDetail) -> String {
     let (main, addenda) = report_parts(s);
     let mut out = format!("# {}\n\n", s.summary.title);
-    match main {
-        Some(r) => {
-            out.push_str(&format!("**Status:** {}", status_words(&r.status)));
-            if let Some(at) = &r.signed_at {
-                out.push_str(&format!(", signed {at}"));
-            }
-            out.push_str(&format!(" (version {})\n\n", r.version));
-        }
-        None => out.push_str("**Status:** no report written yet\n\n"),
-    }
-    let n = &s.notes;
-    let notes: Vec<String> = [("Indication", &n.indication), ("Clinical history", &n.history), ("Comparison", &n.comparison), ("Notes", &n.free_text)]
-        .iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| format!("- **{k}:** {}", v.trim()))
-        .collect();
+    out.push_str(&format!("**Status:** {}\n\n", status_line(main)));
+    let notes: Vec<String> = case_notes(s).into_iter().map(|(k, v)| format!("- **{k}:** {v}")).collect();
     if !notes.is_empty() {
         out.push_str(&format!("## Case notes\n\n{}\n\n", notes.join("\n")));
     }
@@ -30,7 +16,7 @@ pub fn markdown(s: &SessionDetail) -> String {
     out.push_str(main.map_or("", |r| r.text.trim()));
     out.push_str("\n\n");
     for a in &addenda {
-        out.push_str(&format!("## Addendum ({}{})\n\n{}\n\n", status_words(&a.status), a.signed_at.as_ref().map(|t| format!(", signed {t}")).unwrap_or_default(), a.text.trim()));
+        out.push_str(&format!("## {}\n\n{}\n\n", addendum_heading(a), a.text.trim()));
     }
     out.push_str("---\n\n");
     if main.is_none_or(|r| r.status == "draft") {

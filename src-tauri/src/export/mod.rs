@@ -75,11 +75,13 @@ pub enum ExportError {
 /// The report of session `s` in `format`, as the bytes of the file.
 /// `data_dir` is the store's folder, where the original images are kept.
 pub fn report(format: Format, s: &SessionDetail, data_dir: &Path) -> Result<Vec<u8>, ExportError> {
-    let image = first_image(s, data_dir);
     Ok(match format {
         Format::Markdown => markdown(s).into_bytes(),
-        Format::Fhir => serde_json::to_vec_pretty(&fhir(s, image.as_ref().map(|i| &i.patient), image.as_ref().and_then(|i| i.tags.study_date.as_deref())))?,
-        Format::Pdf => pdf(s, image.as_ref())?,
+        Format::Fhir => {
+            let image = first_image(s, data_dir);
+            serde_json::to_vec_pretty(&fhir(s, image.as_ref().map(|i| &i.patient), image.as_ref().and_then(|i| i.tags.study_date.as_deref())))?
+        }
+        Format::Pdf => pdf(s, first_image(s, data_dir).as_ref())?,
     })
 }
 
@@ -120,6 +122,34 @@ fn status_words(status: &str) -> &'static str {
         "preliminary" => "Preliminary",
         _ => "Not signed (draft)",
     }
+}
+
+/// "Final, signed … (version N)": the report's status as every export states it.
+fn status_line(main: Option<&Report>) -> String {
+    match main {
+        Some(r) => format!("{}{} (version {})", status_words(&r.status), signed_words(r), r.version),
+        None => "no report written yet".into(),
+    }
+}
+
+/// ", signed <time>" once a version is signed.
+fn signed_words(r: &Report) -> String {
+    r.signed_at.as_ref().map(|t| format!(", signed {t}")).unwrap_or_default()
+}
+
+/// "Addendum (Final, signed …)".
+fn addendum_heading(a: &Report) -> String {
+    format!("Addendum ({}{})", status_words(&a.status), signed_words(a))
+}
+
+/// The case notes that were filled in, with their labels.
+fn case_notes(s: &SessionDetail) -> Vec<(&'static str, &str)> {
+    let n = &s.notes;
+    [("Indication", &n.indication), ("Clinical history", &n.history), ("Comparison", &n.comparison), ("Notes", &n.free_text)]
+        .into_iter()
+        .map(|(k, v)| (k, v.trim()))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
 }
 
 fn origin_words(origin: Origin) -> &'static str {

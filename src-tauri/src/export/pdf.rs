@@ -21,7 +21,7 @@ use krilla::Document;
 use skrifa::instance::{LocationRef, Size as FontSize};
 use skrifa::MetadataProvider;
 
-use super::{origin_words, patient_words, record_words, report_parts, signed_versions, status_words, ExportError};
+use super::{addendum_heading, case_notes, origin_words, patient_words, record_words, report_parts, signed_versions, status_line, ExportError};
 use crate::imaging::Image;
 use crate::store::SessionDetail;
 
@@ -118,7 +118,8 @@ impl Layout<'_> {
     }
 }
 
-/// The first frame at the default window, scaled down, as PNG.
+/// The first frame at the default window, scaled down, as PNG (krilla keeps
+/// a grey PNG grey and without alpha; its raw-pixel input is RGBA only).
 fn thumbnail(image: &Image) -> Option<(Vec<u8>, u32, u32)> {
     if image.frames.is_empty() {
         return None;
@@ -144,37 +145,24 @@ fn layout(s: &SessionDetail, image: Option<&Image>, font: skrifa::FontRef<'_>) -
     l.text(&s.summary.title, 12.0, 0.0, 4.0);
     let patient = patient_words(image.map(|i| &i.patient)).unwrap_or_else(|| "Patient not identified in the image: identify the patient before filing.".into());
     l.body(&format!("Patient: {patient}"));
-    let status = match main {
-        Some(r) => format!(
-            "Status: {}{} (version {})",
-            status_words(&r.status),
-            r.signed_at.as_ref().map(|t| format!(", signed {t}")).unwrap_or_default(),
-            r.version
-        ),
-        None => "Status: no report written yet".into(),
-    };
-    l.body(&status);
+    l.body(&format!("Status: {}", status_line(main)));
     l.blocks.push(Block::Rule { space_before: 6.0 });
     if let Some((png, w, h)) = image.and_then(thumbnail) {
         let scale = THUMB_PT / w.max(h) as f32;
         let caption = format!("Image: {} × {} pixels, shown at its default window.", image.map_or(0, |i| i.columns), image.map_or(0, |i| i.rows));
         l.blocks.push(Block::Picture { png, width: w as f32 * scale, height: h as f32 * scale, caption });
     }
-    let n = &s.notes;
-    let notes: Vec<(&str, &String)> = [("Indication", &n.indication), ("Clinical history", &n.history), ("Comparison", &n.comparison), ("Notes", &n.free_text)]
-        .into_iter()
-        .filter(|(_, v)| !v.trim().is_empty())
-        .collect();
+    let notes = case_notes(s);
     if !notes.is_empty() {
         l.heading("Case notes");
         for (k, v) in notes {
-            l.body(&format!("{k}: {}", v.trim()));
+            l.body(&format!("{k}: {v}"));
         }
     }
     l.heading("Report");
     l.body(main.map_or("", |r| r.text.trim()));
     for a in &addenda {
-        l.heading(&format!("Addendum ({}{})", status_words(&a.status), a.signed_at.as_ref().map(|t| format!(", signed {t}")).unwrap_or_default()));
+        l.heading(&addendum_heading(a));
         l.body(a.text.trim());
     }
     l.blocks.push(Block::Rule { space_before: 12.0 });
