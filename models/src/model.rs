@@ -344,6 +344,14 @@ impl Model {
         self.tokenizer()?.decode(ids)
     }
 
+    /// The image as this model sees it, 8-bit: RGB on white, resized to its
+    /// input size by its own processor (given this image again, the
+    /// processor leaves it as it is).
+    pub fn input_image(&self, image: &DynamicImage) -> Result<image::RgbImage> {
+        let p = self.processor.as_ref().ok_or_else(|| self.no_vision())?;
+        p.resized(image)
+    }
+
     /// The exact pixels the model sees for an image, [3, size, size].
     pub fn preprocess(&self, image: &DynamicImage) -> Result<Tensor> {
         let p = self.processor.as_ref().ok_or_else(|| self.no_vision())?;

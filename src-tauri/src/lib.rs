@@ -11,6 +11,7 @@ pub mod export;
 pub mod imaging;
 #[cfg(test)]
 mod layering;
+pub mod model_input_png;
 pub mod reading;
 pub mod session;
 pub mod settings;

@@ -7,6 +7,8 @@
 //! folder, a full disk): viewing still works, and the reason is shown.
 
 use std::path::PathBuf;
+
+use image::RgbImage;
 use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -155,16 +157,15 @@ impl Sessions {
 
 impl Sessions {
     /// Keeps a draft (finished, stopped or failed part-way) with its
-    /// provenance, and the hash of the image the model saw.
-    pub fn keep_draft(&self, id: SessionId, draft: &NewDraft, model_input_sha256: Option<&str>) -> Result<DraftId, SessionError> {
-        self.with_store(|store| {
-            let draft_id = store.add_draft(id, draft)?;
-            if let (Some(hash), Some(detail)) = (model_input_sha256, store.session(id)?) {
-                if let Some(first) = detail.images.first() {
-                    store.set_model_input_hash(&first.sha256, hash)?;
-                }
+    /// provenance, and the image its model saw (kept first, under the hash
+    /// the draft records).
+    pub fn keep_draft(&self, id: SessionId, draft: &NewDraft, model_input: Option<&RgbImage>) -> Result<DraftId, SessionError> {
+        self.with_store(|store| match model_input {
+            Some(image) => {
+                let sha256 = store.keep_model_input(image)?;
+                store.add_draft(id, &NewDraft { model_input_sha256: Some(sha256), ..draft.clone() })
             }
-            Ok(draft_id)
+            None => store.add_draft(id, draft),
         })
     }
 }

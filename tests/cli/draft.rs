@@ -47,7 +47,12 @@ fn a_draft_is_kept_with_its_provenance() {
     assert_eq!(shown["notes"]["indication"], "Fever, cough — ü");
     assert_eq!(shown["drafts"][0]["id"], d["draft_id"]);
     assert_eq!(shown["drafts"][0]["text"], d["text"]);
-    assert_eq!(shown["images"][0]["model_input_sha256"], d["model_input_sha256"]);
+    // What the model saw is kept with the draft, at the model's input size, named by its pixels' hash.
+    let seen = d["model_input_sha256"].as_str().unwrap();
+    assert_eq!(shown["drafts"][0]["model_input_sha256"], seen);
+    let kept = tmp.path().join("model-inputs").join(&seen[..2]).join(format!("{seen}.png"));
+    let kept = image::open(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display())).to_rgb8();
+    assert_eq!(kept.dimensions(), (32, 32));
 }
 
 #[test]

@@ -157,6 +157,14 @@ async fn a_draft_streams_stops_regenerates_and_is_signed_and_kept() {
         assert!(Instant::now() < deadline, "the model-input image is {w} wide, not 32");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // It is the image kept with the draft shown, named by its pixels' hash, in the data folder.
+    let sha = attr(&app, "[data-testid=model-saw]", "data-sha256").await.unwrap_or_default();
+    assert!(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()), "the draft's model input is named: {sha:?}");
+    let caption = app.text_of("[data-testid=model-saw-caption]").await;
+    assert!(caption.contains("kept with it") && caption.contains(&sha[..12]), "{caption}");
+    let kept = app.data_dir.path().join("model-inputs").join(&sha[..2]).join(format!("{sha}.png"));
+    let kept = image::open(&kept).unwrap_or_else(|e| panic!("{}: {e}", kept.display()));
+    assert_eq!((kept.width(), kept.height()), (32, 32));
 
     app.click("[data-testid=sign-final]").await;
     app.wait_for_text("[data-testid=signed-report]", "no pneumothorax").await;
@@ -242,5 +250,88 @@ async fn the_same_seed_gives_the_same_draft() {
     app.wait_for_count("[data-testid=draft-tab]", 5).await;
     let meta = app.text_of("[data-testid=draft] .meta").await;
     assert!(meta.contains("temperature 0.9") && meta.contains("top-k 20") && meta.contains("seed 1234"), "{meta}");
+    app.quit().await;
+}
+
+/// MedGemma 1.5 thinks before it answers. Its thinking is kept with the draft,
+/// shown collapsed beside it, and left out of the report started from the
+/// draft and of every export. The tiny model does not think, so the draft
+/// arrives as a colleague's session bundle would bring one (imported with
+/// `sessions import`), written as MedGemma 1.5 writes it.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_drafts_thinking_is_shown_collapsed_and_kept_out_of_the_report_and_exports() {
+    const THINKING: &str = "Check the costophrenic angles before the heart size.";
+    const ANSWER: &str = "FINDINGS: The lungs are clear. IMPRESSION: No acute disease.";
+    let dir = tempfile::tempdir().unwrap();
+    let at = "2026-12-01T09:30:00.000Z";
+    let bundle = serde_json::json!({
+        "format": "medgemma-desk-session", "format_version": 2, "app_version": "0.1.0", "exported_at": at,
+        "session": { "title": "CR CHEST PA", "created_at": at, "updated_at": at, "status": "drafted" },
+        "notes": { "indication": "Cough", "history": "", "comparison": "", "free_text": "" },
+        "images": [], "model_inputs": [], "reports": [],
+        "drafts": [{
+            "created_at": at, "model_id": "google/medgemma-1.5-4b-it", "weights_sha256": "a".repeat(64),
+            "quantization": "bf16", "device": "cpu", "app_version": "0.1.0",
+            "prompt": "<bos><start_of_turn>user\nDescribe this X-ray.<end_of_turn>\n<start_of_turn>model\n",
+            "params": { "temperature": 0.0 }, "seed": 0, "prompt_tokens": 12, "generated_tokens": 40, "timings": {},
+            "stop_reason": "end_of_turn", "text": ANSWER, "template": "chest-xray-report", "thinking": THINKING
+        }]
+    });
+    let file = dir.path().join("colleague.mgdesk.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let desk = |args: &[&str]| {
+        let out = std::process::Command::new(crate::harness::app_binary())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    desk(&["sessions", "import", file.to_str().unwrap()]);
+
+    let app = App::launch_in(dir, &[]).await;
+    app.click("[data-testid=session-item]").await;
+    app.wait_for_count("[data-testid=draft-thinking]", 1).await;
+    assert_eq!(attr(&app, "[data-testid=draft-thinking]", "open").await, None, "the thinking starts collapsed");
+    let text = app.text_of("[data-testid=draft-text]").await;
+    assert!(text.contains("The lungs are clear") && !text.contains("costophrenic"), "the draft is the answer alone: {text}");
+    app.click("[data-testid=draft-thinking] summary").await;
+    app.wait_for_text("[data-testid=draft-thinking]", "costophrenic angles").await;
+
+    // The report started from the draft has the answer, not the thinking.
+    app.click("[data-testid=use-draft]").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let report = app.value_of("[data-testid=report-editor]").await;
+        if report.contains("The lungs are clear") || Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(report.contains("The lungs are clear") && !report.contains("costophrenic"), "{report:?}");
+    app.click("[data-testid=sign-final]").await;
+    app.wait_for_text("[data-testid=signed-report]", "lungs are clear").await;
+    // No export carries it.
+    let dir = app.data_dir.path().to_path_buf();
+    let kept = tempfile::tempdir().unwrap();
+    for format in ["markdown", "pdf", "fhir"] {
+        let out = kept.path().join(format!("report.{format}"));
+        let out_arg = out.to_str().unwrap().to_string();
+        let status = std::process::Command::new(crate::harness::app_binary())
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["sessions", "export", "1", "--format", format, "--output", &out_arg])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{format}: {}", String::from_utf8_lossy(&status.stderr));
+        let text = match format {
+            "pdf" => String::from_utf8(std::process::Command::new("pdftotext").arg(&out).arg("-").output().unwrap().stdout).unwrap(),
+            _ => std::fs::read_to_string(&out).unwrap(),
+        };
+        assert!(text.contains("lungs are clear"), "{format} has the report: {text}");
+        assert!(!text.contains("costophrenic"), "{format} leaves the thinking out: {text}");
+    }
     app.quit().await;
 }

@@ -177,7 +177,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             }
         };
         let draft_id = match (&sessions, session_id) {
-            (Some(s), Some(id)) => Some(s.keep_draft(id, &outcome.draft, outcome.model_input_sha256.as_deref()).map_err(|e| format!("the draft could not be kept: {e}"))?),
+            (Some(s), Some(id)) => Some(s.keep_draft(id, &outcome.draft, outcome.model_input.as_ref()).map_err(|e| format!("the draft could not be kept: {e}"))?),
             _ => None,
         };
         if !args.json {
@@ -199,7 +199,7 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
                 "draft_id": draft_id,
                 "text": outcome.draft.text,
                 "source": study.source.display().to_string(),
-                "model_input_sha256": outcome.model_input_sha256,
+                "model_input_sha256": outcome.draft.model_input_sha256,
                 "provenance": outcome.draft,
             });
             println!("{json}");
@@ -238,7 +238,7 @@ fn rerun(args: &DraftArgs, data_dir: &Path, device: DeviceChoice, id: DraftId) -
     let kept = if args.no_save {
         None
     } else {
-        let kept = sessions.keep_draft(session, &outcome.draft, outcome.model_input_sha256.as_deref());
+        let kept = sessions.keep_draft(session, &outcome.draft, outcome.model_input.as_ref());
         Some(kept.map_err(|e| format!("the re-run could not be kept: {e}"))?)
     };
     let verdict = outcome.draft.rerun_verdict.clone().unwrap_or_default();

@@ -12,7 +12,8 @@ use crate::drafting::models::{self, ModelEntry, MODELS_DIR};
 use crate::drafting::review::{self, Change, Sentence};
 use crate::drafting::service::{DraftMode, SamplingChoice, ServiceError, WindowOrder};
 use crate::drafting::{templates, DraftEvent, Template};
-use crate::store::SessionId;
+use crate::model_input_png;
+use crate::store::{DraftId, SessionId};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
@@ -130,17 +131,21 @@ pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_i
 }
 
 /// The image exactly as the model sees it (8-bit, after the default window
-/// and the model's own resize), as PNG bytes, and its size; for the "What the
-/// model saw" toggle (see `drafting::Service::model_view`).
+/// and the model's own resize), as PNG bytes; for the "What the model saw"
+/// toggle. With `draft_id`, the image kept with that draft (see
+/// `drafting::Service::seen_by`); without, or for a draft that kept none, the
+/// image on screen as the drafting model would see it now (`model_view`).
 #[tauri::command]
-pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<tauri::ipc::Response, CommandError> {
+pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>, draft_id: Option<i64>) -> Result<tauri::ipc::Response, CommandError> {
     let handle = app.clone();
     let bytes = tauri::async_runtime::spawn_blocking(move || -> Result<Vec<u8>, CommandError> {
         let state = handle.state::<AppState>();
-        let shown = image::DynamicImage::ImageRgb8(state.drafting.model_view(&state.reading).map_err(service_error)?);
-        let mut png = Vec::new();
-        shown.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(|e| CommandError::internal(e.to_string()))?;
-        Ok(png)
+        let kept = draft_id.map(|id| state.drafting.seen_by(DraftId(id))).transpose().map_err(service_error)?.flatten();
+        let shown = match kept {
+            Some(image) => image,
+            None => state.drafting.model_view(&state.reading).map_err(service_error)?,
+        };
+        model_input_png::encode(&shown).map_err(CommandError::internal)
     })
     .await
     .map_err(|e| CommandError::internal(e.to_string()))??;

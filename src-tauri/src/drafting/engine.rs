@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{prompt, weights_hash};
 use super::templates::Template;
+use crate::model_input_png::pixels_sha256;
 use crate::store::{NewDraft, Notes};
 
 /// Why a draft could not start (a failure after it started keeps the partial text).
@@ -145,8 +146,9 @@ struct Prepared {
 pub struct DraftOutcome {
     pub draft: NewDraft,
     pub stats: GenerationStats,
-    /// sha256 of the model-input image's RGB bytes (with its size).
-    pub model_input_sha256: Option<String>,
+    /// The image the model saw, at its input size (the draft records its
+    /// pixels' sha256); kept with the draft.
+    pub model_input: Option<RgbImage>,
 }
 
 /// The tokens a draft's answer needs at the very least.
@@ -209,13 +211,6 @@ fn prepare(loaded: &LoadedModel, req: &DraftRequest) -> Result<Prepared, DraftEr
     Ok(Prepared { prompt_text, ids, params, template_id: req.template.id.clone(), question: question.map(str::to_string) })
 }
 
-/// sha256 of a model-input image: its size and RGB bytes.
-pub fn model_input_sha256(image: &RgbImage) -> String {
-    let mut bytes = format!("{}x{} rgb8\n", image.width(), image.height()).into_bytes();
-    bytes.extend_from_slice(image.as_raw());
-    crate::digest::sha256_hex(&bytes)
-}
-
 /// Makes a stored draft again from its record, after checking that the
 /// weights and the model-input image are the ones it was made with, and
 /// says whether the new answer is the same token for token.
@@ -238,11 +233,16 @@ pub fn rerun(
         });
     }
     // The image goes in only where the draft had one (its prompt has its place).
-    let had_image = original.model_input_sha256.is_some() || original.prompt.contains("<start_of_image>");
-    let image = image.filter(|_| had_image);
-    let now = image.map(model_input_sha256);
+    let image = image.filter(|_| saw_an_image(original));
+    if image.is_some() && !loaded.model.reads_images() {
+        return Err(DraftError::NoVision);
+    }
     if let Some(stored) = &original.model_input_sha256 {
-        if now.as_ref() != Some(stored) {
+        // The hash is of the image at the model's input size; drafts made
+        // before those images were kept hashed the image before the resize.
+        let now = image.map(|i| input_image(loaded, i)).transpose()?.map(|i| pixels_sha256(&i));
+        let before = image.map(pixels_sha256);
+        if now.as_ref() != Some(stored) && before.as_ref() != Some(stored) {
             let now = now.as_deref().map_or_else(|| "none".to_string(), short);
             return Err(DraftError::OtherImage { stored: short(stored), now });
         }
@@ -256,9 +256,6 @@ pub fn rerun(
     } else {
         original.prompt_ids.clone()
     };
-    if image.is_some() && !loaded.model.reads_images() {
-        return Err(DraftError::NoVision);
-    }
     let prepared = Prepared {
         prompt_text: original.prompt.clone(),
         ids,
@@ -273,6 +270,11 @@ pub fn rerun(
     Ok(outcome)
 }
 
+/// Whether a stored draft's model was given an image (its prompt has its place).
+pub fn saw_an_image(draft: &NewDraft) -> bool {
+    draft.model_input_sha256.is_some() || draft.prompt.contains("<start_of_image>")
+}
+
 /// Whether a re-run gave the stored answer: "reproduced exactly", or where it
 /// first differs (naming both devices when they are not the same).
 pub fn verdict(original: &NewDraft, again: &NewDraft) -> String {
@@ -284,7 +286,10 @@ pub fn verdict(original: &NewDraft, again: &NewDraft) -> String {
     if again.error.is_some() {
         return format!("not reproduced: the re-run stopped with an error{devices}");
     }
-    if original.token_ids.is_empty() {
+    // Drafts kept before token ids were stored have none for their prompt
+    // either (every prompt has at least one token); an answer may rightly
+    // have none (the model stopped at once).
+    if original.prompt_ids.is_empty() {
         // An older draft without its token ids: the text is what can be compared.
         return if original.text == again.text {
             format!("reproduced the same text (the original kept no token ids){devices}")
@@ -318,11 +323,16 @@ fn generate(
     let Prepared { prompt_text, ids, params, template_id, question } = prepared;
     on_started(ids.len(), params.max_new_tokens);
 
-    let model_input_sha256 = image.map(model_input_sha256);
+    // What the model sees, kept with the draft: the image at the model's
+    // input size (its processor leaves it as it is from here on).
+    let model_input = image.map(|i| input_image(loaded, i)).transpose()?;
+    let model_input_sha256 = model_input.as_ref().map(pixels_sha256);
     // Images are keyed by the hash of their exact pixels, so a reused image
     // is certainly the same image.
-    let images: Vec<(String, DynamicImage)> =
-        image.iter().map(|i| (model_input_sha256.clone().unwrap_or_default(), DynamicImage::ImageRgb8((*i).clone()))).collect();
+    let images: Vec<(String, DynamicImage)> = model_input
+        .iter()
+        .map(|i| (model_input_sha256.clone().unwrap_or_default(), DynamicImage::ImageRgb8(i.clone())))
+        .collect();
     let start = Instant::now();
     let mut partial = String::new();
     let mut stream = |piece: &str| {
@@ -371,12 +381,17 @@ fn generate(
         error,
         prompt_ids: ids,
         token_ids,
-        model_input_sha256: model_input_sha256.clone(),
+        model_input_sha256,
         thinking,
         rerun_of: None,
         rerun_verdict: None,
     };
-    Ok(DraftOutcome { draft, stats, model_input_sha256 })
+    Ok(DraftOutcome { draft, stats, model_input })
+}
+
+/// An image at the model's input size, as its processor makes it.
+fn input_image(loaded: &LoadedModel, image: &RgbImage) -> Result<RgbImage, DraftError> {
+    loaded.model.input_image(&DynamicImage::ImageRgb8(image.clone())).map_err(|e| DraftError::Model(e.to_string()))
 }
 
 /// A model failure in words for the clinician.
@@ -386,5 +401,58 @@ fn model_error_in_words(e: &ModelError) -> String {
         format!("the computer ran out of memory while drafting; the text so far is kept ({text})")
     } else {
         format!("the model failed while drafting; the text so far is kept ({text})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(prompt_ids: &[u32], token_ids: &[u32], text: &str, device: &str) -> NewDraft {
+        NewDraft {
+            prompt_ids: prompt_ids.to_vec(),
+            token_ids: token_ids.to_vec(),
+            text: text.into(),
+            device: device.into(),
+            stop_reason: "end_of_turn".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_same_tokens_are_reproduced_exactly() {
+        let a = draft(&[2, 5], &[7, 8, 9], "abc", "cpu");
+        assert_eq!(verdict(&a, &a.clone()), "reproduced exactly (3 tokens)");
+    }
+
+    #[test]
+    fn an_answer_without_tokens_is_reproduced_exactly_not_taken_for_an_old_record() {
+        // A sampled draft may stop at once: its record still has its prompt ids.
+        let a = draft(&[2, 5], &[], "", "cpu");
+        assert_eq!(verdict(&a, &a.clone()), "reproduced exactly (0 tokens)");
+    }
+
+    #[test]
+    fn the_first_different_token_is_named_with_both_devices() {
+        let a = draft(&[2], &[7, 8, 9], "abc", "cpu");
+        let b = draft(&[2], &[7, 8, 4], "abd", "cuda");
+        assert_eq!(verdict(&a, &b), "differs from token 3 (made on cpu, re-run on cuda)");
+    }
+
+    #[test]
+    fn a_record_without_token_ids_is_compared_by_its_text() {
+        let old = draft(&[], &[], "No effusion.", "cpu");
+        let same = draft(&[2], &[7], "No effusion.", "cpu");
+        assert_eq!(verdict(&old, &same), "reproduced the same text (the original kept no token ids)");
+        let other = draft(&[2], &[7], "No edema.", "cpu");
+        assert_eq!(verdict(&old, &other), "differs from character 5 (the original kept no token ids)");
+    }
+
+    #[test]
+    fn a_stopped_draft_is_reproduced_up_to_where_it_stopped() {
+        let mut a = draft(&[2], &[7, 8], "ab", "cpu");
+        a.stop_reason = "stopped".into();
+        let b = draft(&[2], &[7, 8, 9], "abc", "cpu");
+        assert_eq!(verdict(&a, &b), "reproduced exactly the 2 tokens written before it was stopped, then went on to 3");
     }
 }

@@ -261,7 +261,7 @@ pub fn active_model(data_dir: &Path, settings: &Settings) -> Option<ModelEntry> 
 /// when there is one).
 pub fn keep(sessions: &Sessions, session: SessionId, result: Result<DraftOutcome, DraftError>) -> DraftEvent {
     match result {
-        Ok(outcome) => match sessions.keep_draft(session, &outcome.draft, outcome.model_input_sha256.as_deref()) {
+        Ok(outcome) => match sessions.keep_draft(session, &outcome.draft, outcome.model_input.as_ref()) {
             Ok(draft_id) => finished_event(draft_id, &outcome),
             Err(e) => DraftEvent::Failed { message: format!("the draft could not be kept: {e}"), draft_id: None },
         },
@@ -307,18 +307,30 @@ pub fn rerun_on(
     cancel: &AtomicBool,
 ) -> Result<(SessionId, DraftOutcome), ServiceError> {
     let (session, draft) = sessions.with_store(|s| s.find_draft(id))?.ok_or(ServiceError::NoDraft(id.0))?;
-    let detail = sessions.with_store(|s| s.session(session))?.ok_or(ServiceError::NoSuchSession(session))?;
-    let image = match detail.images.first() {
-        Some(image) => {
-            let path = sessions.with_store(|s| s.image_path(&image.sha256))?.ok_or(ServiceError::ImageGone(id.0))?;
-            let study = imaging::open(&path).map_err(|_| ServiceError::ImageGone(id.0))?;
-            Some(model_input(&study, 0)?)
-        }
-        None => None,
-    };
+    let image = replay_image(sessions, session, &draft)?;
     let replay = Replay { of: id.0, original: draft.draft };
     let outcome = engine::rerun(loaded, None, &replay, image.as_ref(), &mut |_, _| {}, on_text, cancel)?;
     Ok((session, outcome))
+}
+
+/// The image a stored draft's model saw, for a re-run: the one kept with the
+/// draft (checked against its hash), else (a draft made before those were
+/// kept) its session's first image from the store, as drafts render it.
+fn replay_image(sessions: &Sessions, session: SessionId, draft: &Draft) -> Result<Option<RgbImage>, ServiceError> {
+    if !engine::saw_an_image(&draft.draft) {
+        return Ok(None);
+    }
+    if let Some(sha) = &draft.draft.model_input_sha256 {
+        if let Some(image) = sessions.with_store(|s| s.model_input(sha))? {
+            return Ok(Some(image));
+        }
+    }
+    let detail = sessions.with_store(|s| s.session(session))?.ok_or(ServiceError::NoSuchSession(session))?;
+    let Some(image) = detail.images.first() else { return Ok(None) };
+    let gone = || ServiceError::ImageGone(draft.id.0);
+    let path = sessions.with_store(|s| s.image_path(&image.sha256))?.ok_or_else(gone)?;
+    let study = imaging::open(&path).map_err(|_| gone())?;
+    Ok(Some(model_input(&study, 0)?))
 }
 
 /// What the window asks for: a draft for the session on screen.
@@ -386,14 +398,13 @@ impl Service {
         if self.sessions.current() != Some(id) {
             return Err(ServiceError::NotCurrent);
         }
-        let base = match order.base_draft_id {
-            Some(b) => {
-                let d = find_draft(&detail.drafts, b)?;
-                Some((d.id, d.draft.clone()))
-            }
-            None => None,
+        let base = order.base_draft_id.map(|b| find_draft(&detail.drafts, b)).transpose()?;
+        // A re-run sees what its draft's model saw; anything else, the image on screen.
+        let image = match (order.mode, base) {
+            (DraftMode::Reproduce, Some(b)) => replay_image(&self.sessions, id, b)?,
+            _ => reading.with_study(|s| model_input(s, 0)).transpose()?,
         };
-        let image = reading.with_study(|s| model_input(s, 0)).transpose()?;
+        let base = base.map(|d| (d.id, d.draft.clone()));
         let request = Order {
             mode: order.mode,
             template,
@@ -439,6 +450,17 @@ impl Service {
             Some(p) => p.resized(&image::DynamicImage::ImageRgb8(rgb)).map_err(words),
             None => Ok(rgb),
         }
+    }
+}
+
+impl Service {
+    /// What the model saw for stored draft `id`: the image kept with it
+    /// (checked against its hash); `None` for a draft without an image or
+    /// made before those images were kept.
+    pub fn seen_by(&self, id: DraftId) -> Result<Option<RgbImage>, ServiceError> {
+        let (_, draft) = self.sessions.with_store(|s| s.find_draft(id))?.ok_or(ServiceError::NoDraft(id.0))?;
+        let Some(sha) = draft.draft.model_input_sha256 else { return Ok(None) };
+        Ok(self.sessions.with_store(|s| s.model_input(&sha))?)
     }
 }
 

@@ -1,7 +1,8 @@
 //! One session as a self-contained file, to move it to another computer or
 //! keep it outside the app: a single JSON document with the session, its
 //! notes, every draft with its provenance, every report version, and the
-//! original image bytes (base64, each checked against its sha256 on import).
+//! original image bytes and the images the drafts' model saw (base64, each
+//! checked against its sha256 on import).
 //!
 //! One JSON file rather than a zip of JSON + images: it needs no archive
 //! library, cannot hold paths (so cannot write outside the data folder), and
@@ -17,14 +18,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::images::relative_path;
+use super::model_inputs;
 use crate::digest::{is_sha256, sha256_hex};
+use crate::model_input_png;
 use super::sessions::{audit, insert_draft};
 use super::{timestamp, NewDraft, Notes, SessionId, Store, StoreError};
 
 /// What the file says it is.
 pub const FORMAT: &str = "medgemma-desk-session";
-/// The bundle layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The bundle layout this build writes and reads (2 added `model_inputs`;
+/// version 1 bundles are read as having none).
+pub const FORMAT_VERSION: u32 = 2;
 /// The suffix exported files get.
 pub const EXTENSION: &str = "mgdesk.json";
 
@@ -60,8 +64,20 @@ struct Bundle {
     session: BundleSession,
     notes: Notes,
     images: Vec<BundleImage>,
+    /// The images the drafts' model saw (each named by a draft).
+    #[serde(default)]
+    model_inputs: Vec<BundleModelInput>,
     drafts: Vec<BundleDraft>,
     reports: Vec<BundleReport>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleModelInput {
+    /// The pixels' sha256 (as drafts name it), not the PNG's.
+    sha256: String,
+    /// The PNG file's bytes, base64 (standard alphabet, padded).
+    data: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -131,6 +147,17 @@ impl Store {
                 data: base64::engine::general_purpose::STANDARD.encode(bytes),
             });
         }
+        let mut model_inputs = Vec::new();
+        let named: BTreeSet<&String> = detail.drafts.iter().filter_map(|d| d.draft.model_input_sha256.as_ref()).collect();
+        for sha in named {
+            // Drafts made before these images were kept have none to carry.
+            let Some(path) = self.model_input_path(sha) else { continue };
+            match std::fs::read(&path) {
+                Ok(bytes) => model_inputs.push(BundleModelInput { sha256: sha.clone(), data: base64::engine::general_purpose::STANDARD.encode(bytes) }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BundleError::Read { path: path.display().to_string(), reason: e.to_string() }),
+            }
+        }
         let version_of: BTreeMap<i64, i64> =
             detail.reports.iter().map(|r| (r.id, r.version)).collect();
         let draft_index: BTreeMap<i64, usize> = detail.drafts.iter().enumerate().map(|(i, d)| (d.id.0, i)).collect();
@@ -147,6 +174,7 @@ impl Store {
             },
             notes: detail.notes.clone(),
             images,
+            model_inputs,
             drafts: detail
                 .drafts
                 .iter()
@@ -231,20 +259,26 @@ impl Store {
             None => return Err(invalid("it has no format version".into())),
         }
         let bundle: Bundle = serde_json::from_value(head).map_err(|e| invalid(e.to_string()))?;
-        let images = validate(&bundle).map_err(invalid)?;
+        let (images, model_inputs) = validate(&bundle).map_err(invalid)?;
 
         let mut written = Vec::new();
         let result = (|| -> Result<SessionId, StoreError> {
             for (sha, bytes) in &images {
                 if self.write_image_file(sha, bytes)? {
-                    written.push(sha.clone());
+                    written.push(relative_path(sha));
+                }
+            }
+            for (sha, png) in &model_inputs {
+                let at = model_inputs::relative_path(sha);
+                if self.write_content_file(&at, png)? {
+                    written.push(at);
                 }
             }
             self.insert_bundle(&bundle, &images)
         })();
         if result.is_err() {
-            for sha in written {
-                let _ = std::fs::remove_file(self.data_dir.join(relative_path(&sha)));
+            for path in written {
+                let _ = std::fs::remove_file(self.data_dir.join(path));
             }
         }
         Ok(result?)
@@ -334,8 +368,11 @@ impl Store {
     }
 }
 
-/// Every check a bundle must pass; returns the decoded images.
-fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
+/// The decoded bytes of a bundle's files, each with its sha256.
+type Files = Vec<(String, Vec<u8>)>;
+
+/// Every check a bundle must pass; returns the decoded images and model inputs.
+fn validate(b: &Bundle) -> Result<(Files, Files), String> {
     let text = |what: &str, s: &str, max: usize| {
         if s.len() > max {
             Err(format!("its {what} is longer than {} KB", max >> 10))
@@ -370,7 +407,7 @@ fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
     ] {
         text(what, s, MAX_TEXT)?;
     }
-    if b.images.len() > 1000 || b.drafts.len() > MAX_ITEMS || b.reports.len() > MAX_ITEMS {
+    if b.images.len() > 1000 || b.model_inputs.len() > MAX_ITEMS || b.drafts.len() > MAX_ITEMS || b.reports.len() > MAX_ITEMS {
         return Err("it holds more images, drafts or reports than a session can".into());
     }
     let mut seen = BTreeSet::new();
@@ -424,6 +461,19 @@ fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
             return Err(format!("draft {n} is a re-run of a draft that does not come before it"));
         }
     }
+    let named: BTreeSet<&String> = b.drafts.iter().filter_map(|d| d.draft.model_input_sha256.as_ref()).collect();
+    let mut model_inputs = Vec::with_capacity(b.model_inputs.len());
+    for (i, input) in b.model_inputs.iter().enumerate() {
+        let n = i + 1;
+        if !named.contains(&input.sha256) || model_inputs.iter().any(|(sha, _)| sha == &input.sha256) {
+            return Err(format!("model-input image {n} is not named by any draft, or appears twice"));
+        }
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(&input.data)
+            .map_err(|_| format!("model-input image {n} is not valid base64"))?;
+        model_input_png::decode(&png, &input.sha256).map_err(|why| format!("model-input image {n} is damaged or was altered: {why}"))?;
+        model_inputs.push((input.sha256.clone(), png));
+    }
     let mut finals = BTreeSet::new();
     for (i, r) in b.reports.iter().enumerate() {
         if r.version != i as i64 + 1 {
@@ -456,7 +506,7 @@ fn validate(b: &Bundle) -> Result<Vec<(String, Vec<u8>)>, String> {
             finals.insert(r.version);
         }
     }
-    Ok(images)
+    Ok((images, model_inputs))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, as the store writes times.

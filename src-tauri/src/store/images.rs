@@ -83,19 +83,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records the hash of the exact pixels the model was given for an image.
-    pub fn set_model_input_hash(
-        &mut self,
-        image_sha256: &str,
-        model_input_sha256: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE images SET model_input_sha256 = ?2 WHERE sha256 = ?1",
-            params![image_sha256, model_input_sha256],
-        )?;
-        Ok(())
-    }
-
     /// The absolute path of a kept image's bytes, if the store knows the image.
     pub fn image_path(&self, sha256: &str) -> Result<Option<PathBuf>, StoreError> {
         let stored: Option<String> = self
@@ -112,14 +99,24 @@ impl Store {
     /// Writes the bytes under their hash unless they are there already.
     /// Returns whether a new file was written.
     pub(super) fn write_image_file(&self, sha: &str, bytes: &[u8]) -> Result<bool, StoreError> {
-        let target = self.data_dir.join(relative_path(sha));
+        self.write_content_file(&relative_path(sha), bytes)
+    }
+
+    /// Writes content-addressed bytes at `relative` (inside the data folder)
+    /// unless a file of their size is there already: synced, then renamed
+    /// into place, then the folder synced. Returns whether a file was written.
+    pub(super) fn write_content_file(&self, relative: &Path, bytes: &[u8]) -> Result<bool, StoreError> {
+        let target = self.data_dir.join(relative);
         if std::fs::metadata(&target).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(false);
         }
         let dir = target.parent().unwrap_or(&self.data_dir);
-        create_private_dir(&self.data_dir.join(IMAGES_DIR)).map_err(io_error)?;
+        if let Some(top) = relative.components().next() {
+            create_private_dir(&self.data_dir.join(top)).map_err(io_error)?;
+        }
         create_private_dir(dir).map_err(io_error)?;
-        let tmp = dir.join(format!(".{sha}.partial"));
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.partial"));
         let write = || -> std::io::Result<()> {
             let mut file = private_file(&tmp)?;
             file.write_all(bytes)?;

@@ -9,6 +9,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 mod backup;
 mod bundle;
 mod images;
+mod model_inputs;
 mod reports;
 mod schema;
 mod sessions;
@@ -17,6 +18,7 @@ mod timestamp;
 pub use backup::{backups, Recovery, BACKUPS_DIR, DAMAGED_DIR, KEEP_BACKUPS};
 pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
 pub use images::IMAGES_DIR;
+pub use model_inputs::MODEL_INPUTS_DIR;
 pub use reports::{SignError, SignOff};
 pub use timestamp::now;
 pub use sessions::{
@@ -58,6 +60,8 @@ pub enum StoreError {
     Busy,
     #[error("the sessions store failed: {0}")]
     Database(String),
+    #[error("the file {path} in the data folder is damaged ({reason}); nothing was changed")]
+    DamagedFile { path: PathBuf, reason: String },
 }
 
 impl From<rusqlite::Error> for StoreError {

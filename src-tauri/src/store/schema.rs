@@ -213,8 +213,15 @@ const V6: &str = r#"
 ALTER TABLE reports ADD COLUMN origins_json TEXT;
 "#;
 
+/// Version 7: drafts found by the image their model saw (the image is kept
+/// once for every draft that saw it; deleting a session removes only those
+/// no other session's draft names).
+const V7: &str = r#"
+CREATE INDEX drafts_by_model_input ON drafts (model_input_sha256) WHERE model_input_sha256 IS NOT NULL;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -172,6 +172,8 @@ pub struct ImageRef {
     /// Relative to the data folder.
     pub stored_path: String,
     pub tags: Value,
+    /// Stores before schema 5 kept the hash of the newest draft's model input
+    /// here; each draft now keeps its own (`NewDraft::model_input_sha256`).
     pub model_input_sha256: Option<String>,
 }
 
@@ -436,6 +438,16 @@ impl Store {
             let rows = rows.collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(|(_, path)| path).collect()
         };
+        // The model-input images only this session's drafts name.
+        let unseen: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT d.model_input_sha256 FROM drafts d
+                 WHERE d.session_id = ?1 AND d.model_input_sha256 IS NOT NULL AND NOT EXISTS (
+                     SELECT 1 FROM drafts o WHERE o.model_input_sha256 = d.model_input_sha256 AND o.session_id <> ?1)",
+            )?;
+            let rows = stmt.query_map([id.0], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<Vec<_>, _>>()?
+        };
         if tx.execute("DELETE FROM sessions WHERE id = ?1", [id.0])? == 0 {
             return Err(StoreError::NoSuchSession(id));
         }
@@ -448,10 +460,11 @@ impl Store {
             json!({ "images_removed": orphans.len() }),
         )?;
         tx.commit()?;
-        for path in orphans {
+        let unseen = unseen.iter().filter_map(|sha| self.model_input_path(sha));
+        for path in orphans.into_iter().map(|p| self.data_dir.join(p)).chain(unseen) {
             // The rows are gone; a file that cannot be removed now is only bytes
             // no session points to (a later cleanup can sweep it).
-            if let Err(err) = std::fs::remove_file(self.data_dir.join(&path)) {
+            if let Err(err) = std::fs::remove_file(&path) {
                 if err.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!("could not remove an image file of a deleted session: {err}");
                 }

@@ -238,6 +238,7 @@ fn snapshot(store: &Store, dir: &std::path::Path) -> (Vec<i64>, Vec<std::path::P
         counts.push(count(store, &format!("SELECT count(*) FROM {table}")));
     }
     let mut files: Vec<_> = walk(&dir.join(IMAGES_DIR));
+    files.extend(walk(&dir.join(MODEL_INPUTS_DIR)));
     files.sort();
     (counts, files)
 }
@@ -558,6 +559,73 @@ fn a_drafts_record_and_its_re_run_survive_the_store_and_a_bundle() {
     assert_ne!(imported[0].id, original, "the rows were numbered anew");
     assert_eq!(imported[1].draft.rerun_of, Some(imported[0].id.0), "the re-run points to the imported draft");
     assert_eq!(imported[1].draft.rerun_verdict, rerun.rerun_verdict);
+}
+
+/// What the model saw is kept once per image whatever number of drafts saw
+/// it, read back only as the pixels its hash names, carried by a bundle
+/// (checked like the originals), and removed with the last session whose
+/// drafts name it.
+#[test]
+fn the_image_the_model_saw_is_kept_travels_in_a_bundle_and_goes_with_its_last_session() {
+    let (dir, mut store) = store();
+    let seen = image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 30, y as u8 * 30, 99]));
+    let sha = store.keep_model_input(&seen).unwrap();
+    assert_eq!(sha, crate::model_input_png::pixels_sha256(&seen));
+    assert_eq!(store.keep_model_input(&seen).unwrap(), sha, "kept once");
+    let path = store.model_input_path(&sha).unwrap();
+    assert!(path.starts_with(dir.path().join(MODEL_INPUTS_DIR)) && path.is_file());
+    let draft = NewDraft { model_input_sha256: Some(sha.clone()), prompt_ids: vec![2, 3], ..sample_draft("FINDINGS: clear.") };
+    let a = store.create_session("a").unwrap();
+    let b = store.create_session("b").unwrap();
+    store.add_draft(a, &draft).unwrap();
+    store.add_draft(b, &draft).unwrap();
+    assert_eq!(store.model_input(&sha).unwrap(), Some(seen.clone()));
+    assert_eq!(store.model_input(&"0".repeat(64)).unwrap(), None, "none kept under another hash");
+
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("case.mgdesk.json");
+    store.export_session(a, &file).unwrap();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(bundle["format_version"], json!(bundle::FORMAT_VERSION));
+    assert_eq!(bundle["model_inputs"][0]["sha256"], json!(sha));
+    let (other_dir, mut other) = self::store();
+    let imported = other.import_session(&file).unwrap();
+    assert_eq!(other.model_input(&sha).unwrap(), Some(seen.clone()), "the importing store has it too");
+    other.delete_session(imported).unwrap();
+    assert!(walk(&other_dir.path().join(MODEL_INPUTS_DIR)).is_empty());
+
+    // Altered, or named by no draft: refused, nothing kept.
+    let png_of = |img: &image::RgbImage| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, crate::model_input_png::encode(img).unwrap());
+    let other_pixels = png_of(&image::RgbImage::from_pixel(8, 8, image::Rgb([1, 2, 3])));
+    for (name, change, expected) in [
+        ("altered", json!({ "sha256": sha, "data": other_pixels }), "damaged or was altered"),
+        ("stray", json!({ "sha256": "e".repeat(64), "data": png_of(&seen) }), "not named by any draft"),
+    ] {
+        let mut b = bundle.clone();
+        b["model_inputs"][0] = change;
+        let f = out.path().join(format!("{name}.mgdesk.json"));
+        std::fs::write(&f, serde_json::to_vec(&b).unwrap()).unwrap();
+        let err = other.import_session(&f).expect_err(name);
+        assert!(err.to_string().contains(expected), "{name}: {err}");
+        assert!(walk(&other_dir.path().join(MODEL_INPUTS_DIR)).is_empty(), "{name}: nothing kept");
+    }
+    // A version 1 bundle (before model inputs travelled) is still read.
+    let mut old = bundle.clone();
+    old["format_version"] = json!(1);
+    old.as_object_mut().unwrap().remove("model_inputs");
+    let f = out.path().join("old.mgdesk.json");
+    std::fs::write(&f, serde_json::to_vec(&old).unwrap()).unwrap();
+    other.import_session(&f).unwrap();
+
+    // Other pixels on disk under its name: said, naming the file.
+    std::fs::write(&path, crate::model_input_png::encode(&image::RgbImage::from_pixel(8, 8, image::Rgb([0, 0, 0]))).unwrap()).unwrap();
+    let err = store.model_input(&sha).unwrap_err();
+    assert!(matches!(err, StoreError::DamagedFile { .. }) && err.to_string().contains(&sha), "{err}");
+
+    store.delete_session(a).unwrap();
+    assert!(path.exists(), "still named by b's draft");
+    store.delete_session(b).unwrap();
+    assert!(!path.exists(), "the last session whose drafts named it is gone");
 }
 
 /// Each sentence's origin is computed once, at sign-off, and kept with the

@@ -77,7 +77,9 @@ export interface Review {
 
 export const draftingState = () => call<DraftingState>("drafting_state");
 export const stopDraft = () => call<void>("draft_stop");
-export const modelInputImage = () => call<ArrayBuffer>("model_input_image");
+/** PNG bytes of what the model saw: kept with draft `draftId`, or (null, or a
+ *  draft that kept none) the image on screen as the drafting model sees it now. */
+export const modelInputImage = (draftId: number | null) => call<ArrayBuffer>("model_input_image", { draftId });
 export const reviewDraft = (sessionId: number, draftId: number) => call<Review>("draft_review", { sessionId, draftId });
 
 /** Starts a draft; `onEvent` hears every event until `finished` or `failed`. */

@@ -46,6 +46,8 @@ export interface Draft {
   rerun_verdict?: string | null;
   /** MedGemma 1.5's thinking, kept apart from the text. */
   thinking?: string | null;
+  /** sha256 of the pixels the model saw (kept with the draft, at the model's input size). */
+  model_input_sha256?: string | null;
 }
 
 export type ReportStatus = "draft" | "preliminary" | "final";

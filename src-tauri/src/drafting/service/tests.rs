@@ -188,7 +188,11 @@ fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
     // The record holds what a re-run needs.
     assert_eq!(first.draft.prompt_ids.len(), first.draft.prompt_tokens as usize);
     assert_eq!(first.draft.token_ids.len(), first.draft.generated_tokens as usize);
-    assert!(first.draft.model_input_sha256.as_ref().is_some_and(|h| h.len() == 64));
+    // What the model saw is kept with the draft, at the model's input size, under its pixels' hash.
+    let seen_sha = first.draft.model_input_sha256.clone().expect("the draft names the image its model saw");
+    let seen = sessions.with_store(|s| s.model_input(&seen_sha)).unwrap().expect("the model input is kept");
+    assert_eq!(seen.dimensions(), (32, 32), "the tiny model's input size");
+    assert_eq!(crate::model_input_png::pixels_sha256(&seen), seen_sha);
 
     // The same model file on the same device: the same tokens, kept beside it with the verdict.
     let id = first.id.0.to_string();
@@ -217,12 +221,27 @@ fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
     let missing = rerun_on(&loaded, &sessions, DraftId(999), &mut |_| {}, &AtomicBool::new(false)).err().unwrap();
     assert_eq!(missing.to_string(), "there is no draft 999");
 
-    // The original model file again, but the image gone from the store: said in one sentence, nothing kept.
+    // The original model file again, but the original image gone from the store: the
+    // image the model saw was kept with the draft, so the re-run still reproduces it.
     let original = LoadedModel::load(&fixture("model"), None, medgemma_models::DeviceChoice::Cpu, None).unwrap();
     assert_eq!(original.weights_sha256, first.draft.weights_sha256, "the fixture is the file the draft was made with");
     let image_sha = drafts(&sessions, session).images[0].sha256.clone();
     let stored = sessions.with_store(|s| s.image_path(&image_sha)).unwrap().unwrap();
     std::fs::remove_file(&stored).unwrap();
+    let (_, again) = rerun_on(&original, &sessions, first.id, &mut |_| {}, &AtomicBool::new(false)).expect("the kept model input is enough");
+    assert!(again.draft.rerun_verdict.as_deref().is_some_and(|v| v.starts_with("reproduced exactly")), "{:?}", again.draft.rerun_verdict);
+
+    // The kept model input damaged: refused, saying which file, nothing kept.
+    let seen_path = sessions.with_store(|s| Ok(s.model_input_path(&seen_sha))).unwrap().unwrap();
+    let mut png = std::fs::read(&seen_path).unwrap();
+    let middle = png.len() / 2;
+    png[middle] ^= 0xff;
+    std::fs::write(&seen_path, &png).unwrap();
+    let damaged = rerun_on(&original, &sessions, first.id, &mut |_| {}, &AtomicBool::new(false)).err().expect("a damaged input is not used");
+    assert!(damaged.to_string().contains("is damaged") && damaged.to_string().contains(&seen_sha), "{damaged}");
+
+    // Both gone: said in one sentence, nothing kept.
+    std::fs::remove_file(&seen_path).unwrap();
     let gone = rerun_on(&original, &sessions, first.id, &mut |_| {}, &AtomicBool::new(false)).err().expect("no image, no re-run");
     assert!(matches!(gone, ServiceError::ImageGone(_)), "{gone}");
     assert_eq!(drafts(&sessions, session).drafts.len(), 2, "nothing was kept");
