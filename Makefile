@@ -2,6 +2,7 @@
 #   make run     install what is missing, build, start the app
 #   make test    install what the tests need, run every test (Rust, UI, real window)
 #   make build   the release binary at target/release/medgemma-desk, no launch
+#   make build-cuda  the same for NVIDIA GPUs (CUDA 13, fetched by models/cuda/toolkit.sh)
 #   make bench   benchmarks, written to docs/benchmarks.md
 #   make bundle  installable packages (.deb here)
 #   make fixtures regenerate the committed test fixtures (needs Python + PyTorch, and cmake for llama.cpp)
@@ -20,6 +21,11 @@ NPM ?= npm
 RUSTFLAGS ?= -C target-cpu=native
 export RUSTFLAGS
 BUNDLE_RUSTFLAGS ?= -C target-cpu=x86-64-v3
+# The CUDA build (NVIDIA GPUs): candle's kernels compiled by nvcc 13.0 from
+# NVIDIA's own PyPI wheels (models/cuda/toolkit.sh), for one GPU generation
+# (90: Hopper H100/H200; 89: Ada; 86: Ampere). Never needed by `make run`.
+CUDA_COMPUTE_CAP ?= 90
+export CUDA_COMPUTE_CAP
 BIN := target/release/medgemma-desk
 # Downloads, Python environments and benchmark models live outside the repository.
 CACHE ?= $(HOME)/.cache/medgemma-desk
@@ -33,13 +39,14 @@ APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strac
 
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json
 
-.PHONY: help run build test bench bench-report bundle fixtures ui deps deps-test check-tools clean
+.PHONY: help run build build-cuda test bench bench-report bundle fixtures ui deps deps-test check-tools clean
 
 help:
 	@echo "MedGemma Desk"
 	@echo "  make run      build and start the app (installs what is missing)"
 	@echo "  make test     run every test: Rust, UI, and the real window under Xvfb"
 	@echo "  make build    build the release binary ($(BIN))"
+	@echo "  make build-cuda  the same with the CUDA runtime, for NVIDIA GPUs (target/cuda/)"
 	@echo "  make bench    run the benchmarks and write docs/benchmarks.md"
 	@echo "  make bundle   build the .deb package"
 	@echo "  make fixtures regenerate the test fixtures (needs Python and PyTorch)"
@@ -102,6 +109,13 @@ build: deps ui
 	@echo "==> Building the app (release, RUSTFLAGS='$(RUSTFLAGS)'; the first build takes ~10 min on 2 cores)"
 	@$(CARGO) build --release -p medgemma-desk
 	@echo "==> Built $(BIN)"
+
+# The app with the CUDA runtime (needs an NVIDIA driver >= 580 where it runs),
+# in its own target folder so the CPU build's cache stays.
+build-cuda: deps ui
+	@echo "==> Building the app with CUDA (sm_$(CUDA_COMPUTE_CAP)) into target/cuda/release/medgemma-desk"
+	@CARGO_TARGET_DIR='$(CURDIR)/target/cuda' models/cuda/toolkit.sh link $(CARGO) build --release -p medgemma-desk --features cuda
+	@echo "==> Built target/cuda/release/medgemma-desk"
 
 run: build
 	@echo "==> Starting MedGemma Desk"

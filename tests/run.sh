@@ -37,8 +37,16 @@ step() {
 }
 
 step "Rust tests (unit, CLI, store, runtime)" cargo test --release --workspace
+# The GPU path compiles, so a change that breaks it fails here: the runtime
+# with candle's CUDA kernels, built by nvcc 13.0 (no GPU needed to compile).
+step "CUDA build of the runtime compiles (nvcc 13.0, sm_${CUDA_COMPUTE_CAP:-90})" \
+  models/cuda/toolkit.sh compile cargo build --release -p medgemma-models --features cuda --lib --quiet
 step "UI type check (svelte-check)" npm --prefix ui run --silent check
 step "UI unit tests (Vitest)" npm --prefix ui test --silent
+# The prepared GPU check (tests/gpu/run.sh), its CPU half: the binaries it
+# carries to a GPU machine, built here without CUDA, run on the CPU.
+step "GPU check script, CPU half (tests/gpu/run.sh)" \
+  bash -c 'tests/gpu/build.sh --cpu && tests/gpu/run.sh target/gpu-check'
 # The real window: WebKitGTK under Xvfb, driven through tauri-driver, with a
 # D-Bus session bus as a desktop has (single instance uses it). Bounded by
 # `timeout` so a stuck WebKitWebDriver can never hang CI; each test runs in its

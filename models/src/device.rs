@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub enum DeviceError {
     #[error("unknown device \"{0}\": choose auto, cpu, cuda, cuda:N or metal")]
     Unknown(String),
+    #[error("unknown precision \"{0}\": choose auto, f32 or bf16")]
+    UnknownPrecision(String),
     #[error("this build of MedGemma Desk has no {0} support; rebuild with the `{1}` feature, or choose cpu")]
     NotCompiled(&'static str, &'static str),
     #[error("the {0} device could not be started: {1}")]
@@ -67,7 +69,53 @@ impl DeviceChoice {
             Self::Cpu => Ok(candle_core::Device::Cpu),
             Self::Cuda(ordinal) => open_cuda(ordinal),
             Self::Metal => open_metal(),
-            Self::Auto => Ok(open_cuda(0).or_else(|_| open_metal()).unwrap_or(candle_core::Device::Cpu)),
+            Self::Auto => Ok(open_cuda(0).or_else(|cuda| {
+                open_metal().or_else(|metal| {
+                    // Said where a build has a GPU back end that did not start.
+                    for e in [cuda, metal].iter().filter(|e| matches!(e, DeviceError::Unavailable(..))) {
+                        tracing::warn!("drafting on the CPU: {e}");
+                    }
+                    Ok::<_, DeviceError>(candle_core::Device::Cpu)
+                })
+            })?),
+        }
+    }
+}
+
+/// What a model computes in. `Auto` is f32 on the CPU (exact, and candle's
+/// CPU kernels are fastest in f32) and bf16 on a GPU (Gemma 3 was trained in
+/// bf16; f16 overflows its activations). `F32` on a GPU is for checking the
+/// GPU against the reference at the CPU's tolerance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Auto,
+    F32,
+    Bf16,
+}
+
+impl FromStr for Precision {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "f32" | "float32" => Ok(Self::F32),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            _ => Err(DeviceError::UnknownPrecision(s.to_owned())),
+        }
+    }
+}
+
+impl Precision {
+    /// The dtype this precision means on `device`.
+    pub fn dtype_on(self, device: &candle_core::Device) -> candle_core::DType {
+        match self {
+            Self::F32 => candle_core::DType::F32,
+            Self::Bf16 => candle_core::DType::BF16,
+            Self::Auto if device.is_cpu() => candle_core::DType::F32,
+            Self::Auto => candle_core::DType::BF16,
         }
     }
 }
@@ -76,14 +124,20 @@ fn open_cuda(ordinal: usize) -> Result<candle_core::Device, DeviceError> {
     if !cfg!(feature = "cuda") {
         return Err(DeviceError::NotCompiled("CUDA", "cuda"));
     }
-    candle_core::Device::new_cuda(ordinal).map_err(|e| DeviceError::Unavailable("CUDA", e.to_string()))
+    candle_core::Device::new_cuda(ordinal)
+        .map_err(|e| DeviceError::Unavailable("CUDA", format!("{} (an NVIDIA driver 580 or newer is needed)", first_line(&e))))
+}
+
+/// The reason in a device error, without the backtrace candle may append.
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().trim().to_owned()
 }
 
 fn open_metal() -> Result<candle_core::Device, DeviceError> {
     if !cfg!(feature = "metal") {
         return Err(DeviceError::NotCompiled("Metal", "metal"));
     }
-    candle_core::Device::new_metal(0).map_err(|e| DeviceError::Unavailable("Metal", e.to_string()))
+    candle_core::Device::new_metal(0).map_err(|e| DeviceError::Unavailable("Metal", first_line(&e)))
 }
 
 #[cfg(test)]
@@ -112,6 +166,15 @@ mod tests {
     fn cpu_and_auto_always_open() {
         assert!(DeviceChoice::Cpu.open().unwrap().is_cpu());
         assert!(DeviceChoice::Auto.open().is_ok());
+    }
+
+    #[test]
+    fn auto_precision_is_f32_on_the_cpu() {
+        let cpu = candle_core::Device::Cpu;
+        assert_eq!(Precision::Auto.dtype_on(&cpu), candle_core::DType::F32);
+        assert_eq!(Precision::Bf16.dtype_on(&cpu), candle_core::DType::BF16);
+        assert_eq!("BF16".parse(), Ok(Precision::Bf16));
+        assert!("fp8".parse::<Precision>().unwrap_err().to_string().contains("f32 or bf16"));
     }
 
     #[cfg(not(feature = "cuda"))]

@@ -43,7 +43,7 @@ mod tokenizer;
 mod weights;
 
 // Load: where a model is, the device, and the errors a user is told.
-pub use device::{DeviceChoice, DeviceError};
+pub use device::{DeviceChoice, DeviceError, Precision};
 pub use error::ModelError;
 pub use model::{Model, ModelSource};
 // Which CPU kernel set runs the quantized products (benchmarks report it).

@@ -13,7 +13,7 @@ use image::DynamicImage;
 
 use crate::chat::{expand_image_tokens, ChatTemplate, Message};
 use crate::config::{Gemma3Config, ProjectorConfig, TextConfig};
-use crate::device::DeviceChoice;
+use crate::device::{DeviceChoice, Precision};
 use crate::error::{ModelError, Result};
 use crate::gemma3::{Gemma3, KvCache, TokenKind};
 use crate::generate::{decode_loop, ms, per_second, split_thinking, Generation, GenerationParams, GenerationStats, StopReason};
@@ -127,19 +127,10 @@ pub struct Model {
     template: ChatTemplate,
     processor: Option<ImageProcessor>,
     device: Device,
+    /// What it computes in (f32, bf16).
+    dtype: DType,
     /// A GGUF decoder with image tokens whose vision projector was not found.
     projector_missing: bool,
-}
-
-/// The dtype a device computes in: f32 on CPU (exact, and candle's CPU
-/// kernels are fastest in f32); bf16 on CUDA and Metal, where Gemma 3 was
-/// trained in bf16 and f16 overflows its activations.
-fn dtype_for(device: &Device) -> DType {
-    if device.is_cpu() {
-        DType::F32
-    } else {
-        DType::BF16
-    }
 }
 
 impl Model {
@@ -147,8 +138,13 @@ impl Model {
     /// model's memory need compared with the device's free memory, before any
     /// weight is read.
     pub fn load(source: &ModelSource, device: DeviceChoice) -> Result<Self> {
+        Self::load_as(source, device, Precision::Auto)
+    }
+
+    /// `load`, computing in the given precision (see [`Precision`]).
+    pub fn load_as(source: &ModelSource, device: DeviceChoice, precision: Precision) -> Result<Self> {
         let device = device.open()?;
-        let dtype = dtype_for(&device);
+        let dtype = precision.dtype_on(&device);
         match source {
             ModelSource::Folder(dir) => Self::load_folder(dir, &device, dtype),
             ModelSource::Gguf { model, projector } => Self::load_gguf(model, projector.as_deref(), &device, dtype),
@@ -194,7 +190,7 @@ impl Model {
         let processor = config.vision.as_ref().map(|v| ImageProcessor::for_model_dir(dir, v.image_size)).transpose()?;
         let template = ChatTemplate::from_model_dir(dir)?;
         let gemma = Gemma3::load(dir, config, device, dtype)?;
-        Ok(Self { source: ModelSource::Folder(dir.into()), gemma, tokenizer, template, processor, device: device.clone(), projector_missing: false })
+        Ok(Self { source: ModelSource::Folder(dir.into()), gemma, tokenizer, template, processor, device: device.clone(), dtype, projector_missing: false })
     }
 
     /// Loads a GGUF decoder (llama.cpp's format) with the tokenizer and chat
@@ -255,6 +251,7 @@ impl Model {
             template,
             processor,
             device: device.clone(),
+            dtype,
             projector_missing,
         })
     }
@@ -281,9 +278,9 @@ impl Model {
         }
     }
 
-    /// The dtype it computes in: "f32" on the CPU, "bf16" on a GPU.
+    /// The dtype it computes in ("f32", "bf16"; see [`Precision`]).
     pub fn compute_dtype(&self) -> &'static str {
-        dtype_for(&self.device).as_str()
+        self.dtype.as_str()
     }
 
     /// It has a vision tower (with its projector) and reads images.
@@ -294,7 +291,7 @@ impl Model {
     /// What it needs in memory with `context` tokens of context, in its
     /// compute dtype.
     pub fn memory_need(&self, context: usize) -> MemoryNeed {
-        memory::memory_need(self.config(), dtype_for(&self.device).size_in_bytes() as u64, context)
+        memory::memory_need(self.config(), self.dtype.size_in_bytes() as u64, context)
     }
 
     fn tokenizer(&self) -> Result<&TextTokenizer> {
