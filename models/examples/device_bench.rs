@@ -40,9 +40,11 @@ struct Args {
 
 /// The prompt's token ids, as tests/gpu/reference.py builds them too: BOS,
 /// half the text, the image (begin, soft tokens, end), the other half.
-/// Ordinary tokens are a fixed cycle of ids 300..1300 (no special token).
-fn xray_prompt(text_tokens: usize, mm_tokens: usize, boi: u32, image: u32, eoi: u32) -> Vec<u32> {
-    let text = |from: usize, n: usize| (from..from + n).map(|i| 300 + (i * 7919 % 1000) as u32);
+/// Ordinary tokens are a fixed cycle over ids 300..1300, or up to the end of
+/// a smaller vocabulary (no special token).
+fn xray_prompt(text_tokens: usize, vocab: usize, mm_tokens: usize, boi: u32, image: u32, eoi: u32) -> Vec<u32> {
+    let span = 1000.min(vocab.saturating_sub(300)).max(1);
+    let text = move |from: usize, n: usize| (from..from + n).map(move |i| 300 + (i * 7919 % span) as u32);
     let half = text_tokens / 2;
     let mut ids = vec![2];
     ids.extend(text(0, half));
@@ -72,7 +74,7 @@ fn main() -> Result<(), String> {
     sync()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let c = model.config();
-    let ids = xray_prompt(a.text_tokens, c.mm_tokens_per_image, c.boi_token_id, c.image_token_id, c.eoi_token_id);
+    let ids = xray_prompt(a.text_tokens, c.text.vocab_size, c.mm_tokens_per_image, c.boi_token_id, c.image_token_id, c.eoi_token_id);
     let image = medgemma_models::open_image(&a.image).map_err(words)?;
     let pixels = model.preprocess(&image).map_err(words)?;
 

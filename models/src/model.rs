@@ -534,6 +534,12 @@ impl Model {
         if ids.len() >= limit {
             return Err(ModelError::PromptTooLong { tokens: ids.len(), limit });
         }
+        // The image token may lie outside the table (its rows are replaced);
+        // any other id there would be read as row 0 and silently mean nothing.
+        let (vocab, image) = (self.config().text.vocab_size as u32, self.config().image_token_id);
+        if let Some(bad) = ids.iter().find(|&&i| i >= vocab && i != image) {
+            return Err(ModelError::BadParameter(format!("token id {bad} is outside the model's vocabulary of {vocab} tokens")));
+        }
         Ok(())
     }
 

@@ -268,6 +268,14 @@ fn a_prompt_longer_than_the_context_is_refused_before_running() {
 }
 
 #[test]
+fn a_token_outside_the_vocabulary_is_refused() {
+    let model = &load().model;
+    let vocab = model.config().text.vocab_size as u32;
+    let err = model.generate_from_pixels(&[2, vocab], &[], &GenerationParams::default(), &mut |_| {}, &AtomicBool::new(false)).unwrap_err();
+    assert!(err.to_string().contains(&format!("token id {vocab} is outside")), "{err}");
+}
+
+#[test]
 fn a_sharded_checkpoint_loads_to_the_same_model() {
     // Split the fixture's weights over two shards with an index, as the Hub
     // stores large models, and check the logits do not change.
