@@ -57,16 +57,18 @@ fn is_ybr(pi: &str) -> bool {
 
 pub fn decode_native(path: &Path, l: &Layout, bytes: &[u8], vr_is_ow: bool) -> Result<Decoded, ImagingError> {
     let mut bytes = bytes.to_vec();
-    // dicom-rs hands OW values over as host-order 16-bit words: right for
-    // 16-bit data, but 8- and 32-bit data from a big-endian file need fixing.
+    // dicom-rs reads a big-endian file's OW value as 16-bit words and hands
+    // them over little-endian. That is already right for 16-bit samples, and
+    // for 8-bit ones too: PS3.5 packs two 8-bit samples into each OW word with
+    // the first in the low byte, as pydicom reads them (checked on 8-bit OW
+    // RGB and palette files, odd sizes included). 32-bit samples are two
+    // words, high word first: swap the halves. OB values come as file bytes.
     if l.big_endian && vr_is_ow {
-        match l.bits_allocated {
-            8 => bytes.chunks_exact_mut(2).for_each(|c| c.swap(0, 1)),
-            32 => bytes.chunks_exact_mut(4).for_each(|c| {
+        if l.bits_allocated == 32 {
+            bytes.chunks_exact_mut(4).for_each(|c| {
                 c.swap(0, 2);
                 c.swap(1, 3);
-            }),
-            _ => {}
+            });
         }
     } else if l.big_endian && l.bits_allocated == 32 {
         bytes.chunks_exact_mut(4).for_each(|c| c.reverse());
