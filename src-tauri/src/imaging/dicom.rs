@@ -12,6 +12,7 @@ use dicom_object::{InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 use super::codecs::{self, Layout};
+use super::element_lengths;
 use super::error::ImagingError;
 use super::lut::{ModalityLut, VoiFunction, VoiTable, Window};
 use super::study::{Image, KeyTags, Palette, PatientTags, Photometric};
@@ -131,15 +132,17 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
 /// bare Implicit VR Little Endian data set, as pydicom's `force=True` does.
 fn parse(path: &Path, bytes: &[u8]) -> Result<(InMemDicomObject, String), ImagingError> {
     let has_marker = bytes.get(128..132) == Some(b"DICM") || bytes.starts_with(b"DICM");
+    // Before dicom-rs allocates what the file's lengths say.
+    let lengths = element_lengths::check(bytes);
     if has_marker {
+        let pixel_data_end = lengths.map_err(|why| ImagingError::unreadable(path, why))?;
         let read = |b: &[u8]| OpenFileOptions::new().read_to(tags::PIXEL_DATA).from_reader(b);
-        // The reader peeks at one more header after the pixel data: trailing
-        // bytes too short for a header fail it, so retry without them.
-        let obj = read(bytes)
-            .or_else(|e| match end_of_pixel_data(bytes) {
-                Some(end) if end < bytes.len() => read(&bytes[..end]).map_err(|_| e),
-                _ => Err(e),
-            })
+        // The reader reads one more element after the pixel data: trailing
+        // bytes must not reach it (too short for a header they fail it; a
+        // header stating gigabytes would be allocated), so it gets the file
+        // up to the end of the pixel data.
+        let end = pixel_data_end.or_else(|| end_of_pixel_data(bytes)).unwrap_or(bytes.len());
+        let obj = read(&bytes[..end])
             .map_err(|e| ImagingError::unreadable(path, error_chain(&e)))?;
         let ts = obj.meta().transfer_syntax().trim_end_matches(['\0', ' ']).to_owned();
         if TransferSyntaxRegistry.get(&ts).is_none() {
@@ -147,6 +150,11 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<(InMemDicomObject, String), Imagin
         }
         return Ok((obj.into_inner(), ts));
     }
+    let pixel_data_end = lengths.map_err(|why| ImagingError::NotAnImage {
+        path: path.into(),
+        reason: format!("it is not DICOM (no \"DICM\" marker) and does not read as a bare data set: {why}"),
+    })?;
+    let bytes = &bytes[..pixel_data_end.unwrap_or(bytes.len())];
     let ts = TransferSyntaxRegistry
         .get(uids::IMPLICIT_VR_LITTLE_ENDIAN)
         .ok_or_else(|| ImagingError::unreadable(path, "no Implicit VR Little Endian codec"))?;

@@ -4,6 +4,7 @@
 
 mod codecs;
 mod dicom;
+mod element_lengths;
 mod error;
 pub mod lut;
 mod model_input;
