@@ -5,6 +5,7 @@
 #   make build-cuda  the same for NVIDIA GPUs (CUDA 13, fetched by models/cuda/toolkit.sh)
 #   make bench   benchmarks, written to docs/benchmarks.md
 #   make bundle  installable packages (.deb here)
+#   make fuzz    coverage-guided fuzzing of the file parsers (FUZZ_SECONDS each)
 #   make fixtures regenerate the committed test fixtures (needs Python + PyTorch, and cmake for llama.cpp)
 # Every target is idempotent: the second run only does what changed.
 
@@ -39,7 +40,7 @@ APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strac
 
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json
 
-.PHONY: help run build build-cuda test bench bench-report bundle fixtures ui deps deps-test check-tools clean
+.PHONY: help run build build-cuda test bench fuzz bench-report bundle fixtures ui deps deps-test check-tools clean
 
 help:
 	@echo "MedGemma Desk"
@@ -49,6 +50,7 @@ help:
 	@echo "  make build-cuda  the same with the CUDA runtime, for NVIDIA GPUs (target/cuda/)"
 	@echo "  make bench    run the benchmarks and write docs/benchmarks.md"
 	@echo "  make bundle   build the .deb package"
+	@echo "  make fuzz     fuzz every file parser FUZZ_SECONDS each (nightly, cargo-fuzz)"
 	@echo "  make fixtures regenerate the test fixtures (needs Python and PyTorch)"
 
 # ---------------------------------------------------------------- prerequisites
@@ -135,6 +137,17 @@ bench: build $(CACHE)/venv-fixtures/.installed $(CACHE)/venv-dicom/.installed
 	@models/benches/gguf.sh $(BIN) 2 5 > target/bench/gguf.md
 	@tests/store/bench.sh $(BIN) 10000 5 > target/bench/store.md
 	@$(MAKE) --no-print-directory bench-report
+
+# Coverage-guided fuzzing of every outside-facing parser (fuzz/; nightly
+# toolchain, cargo-fuzz), each target FUZZ_SECONDS in turn; `make test`
+# replays the committed corpora without fuzzing.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= dicom gguf safetensors shard_index bundle chat_template templates_toml
+fuzz: build
+	@command -v cargo-fuzz >/dev/null || { echo "==> Installing cargo-fuzz (once)"; $(CARGO) install --locked --quiet cargo-fuzz; }
+	@echo "==> Seeds from the fixtures and the DICOM dev set (fuzz/seeds/)"
+	@fuzz/seeds.sh $(BIN)
+	@for t in $(FUZZ_TARGETS); do fuzz/run.sh $$t $(FUZZ_SECONDS) || exit 1; done
 
 # Assembles docs/benchmarks.md from the parts in target/bench/.
 bench-report:

@@ -248,6 +248,7 @@ const APP_LAYERS: &[(&str, &[&str])] = &[
     ("state", &["data_dir", "drafting", "reading", "session"]),
     ("commands", &["state", "data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "session", "reading", "drafting", "export"]),
     ("window", &["commands", "state", "version", "reading", "session", "data_dir", "cli"]),
+    ("hostile_input", &["imaging", "store", "drafting"]),
     ("cli", &["data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "session", "reading", "drafting", "export", "state"]),
 ];
 
@@ -255,9 +256,10 @@ const APP_LAYERS: &[(&str, &[&str])] = &[
 /// the window through `run_gui`.
 const ROOT_ENTRIES: &[(&str, &str)] = &[("cli", "run_gui")];
 
-/// Modules that may name the runtime crate: the services that run models, and
-/// the command line's model subcommands (generate, bench).
-const RUNTIME_USERS: &[&str] = &["drafting", "cli"];
+/// Modules that may name the runtime crate: the services that run models, the
+/// command line's model subcommands (generate, bench), and the fuzz entry
+/// points (the runtime's file parsers).
+const RUNTIME_USERS: &[&str] = &["drafting", "cli", "hostile_input"];
 
 /// Modules that may name Tauri: the window, its commands and state, the crate root.
 const TAURI_USERS: &[&str] = &["commands", "window", "state", ""];

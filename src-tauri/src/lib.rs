@@ -8,6 +8,7 @@ pub mod data_dir;
 pub mod digest;
 pub mod drafting;
 pub mod export;
+pub mod hostile_input;
 pub mod imaging;
 #[cfg(test)]
 mod layering;
