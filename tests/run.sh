@@ -37,6 +37,14 @@ step() {
 }
 
 step "Rust tests (unit, CLI, store, runtime)" cargo test --release --workspace
+# The offline-only build (--features lockdown): built, kept aside, and its
+# network trace run on it (asked to download, it must not even open an IPv4 or
+# IPv6 socket). The cargo test here rebuilds the default binary after it.
+step "Lockdown build: no network socket even when asked (strace)" bash -c '
+  cargo build --release -p medgemma-desk --features lockdown --quiet &&
+  mkdir -p target/lockdown && cp target/release/medgemma-desk target/lockdown/ &&
+  MEDGEMMA_LOCKDOWN_BIN="$PWD/target/lockdown/medgemma-desk" \
+    cargo test --release -p medgemma-desk --test cli lockdown -- --ignored'
 # The GPU path compiles, so a change that breaks it fails here: the runtime
 # with candle's CUDA kernels, built by nvcc 13.0 (no GPU needed to compile).
 step "CUDA build of the runtime compiles (nvcc 13.0, sm_${CUDA_COMPUTE_CAP:-90})" \

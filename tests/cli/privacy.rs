@@ -10,17 +10,23 @@ use std::process::Command;
 use crate::trace::inet_calls;
 
 fn strace_run(log: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let out = Command::new("strace")
+    let out = strace_bin(env!("CARGO_BIN_EXE_medgemma-desk").as_ref(), log, args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn strace_bin(bin: &std::path::Path, log: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=network", "-o"])
         .arg(log)
-        .arg(env!("CARGO_BIN_EXE_medgemma-desk"))
+        .arg(bin)
         .args(args)
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
+        .env("HF_HUB_CACHE", log.with_extension("hf"))
+        .env_remove("HF_ENDPOINT")
         .output()
-        .expect("strace runs (installed by `make test`)");
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    out
+        .expect("strace runs (installed by `make test`)")
 }
 
 pub(crate) fn dicom() -> PathBuf {
@@ -85,4 +91,37 @@ fn a_clinical_flow_opens_no_network_socket() {
         assert!(std::fs::metadata(f).unwrap().len() > 0, "{f}");
     }
     eprintln!("privacy: {} steps traced, {traced_calls} network-class system calls seen, none IPv4/IPv6", steps.len());
+}
+
+/// The `lockdown` build (`--features lockdown`: no download path compiled
+/// in). tests/run.sh builds it, names it in MEDGEMMA_LOCKDOWN_BIN and runs
+/// this test; asked to download from a Hub that is listening on 127.0.0.1, it
+/// refuses in one sentence, creates no IPv4/IPv6 socket (the same Hub is
+/// reached by the default build in models.rs), and the Hub sees no request;
+/// a draft runs as in any build.
+#[test]
+#[ignore = "needs the lockdown build: tests/run.sh builds it and runs this test"]
+fn the_lockdown_build_cannot_reach_the_network_even_when_asked() {
+    let bin = PathBuf::from(std::env::var_os("MEDGEMMA_LOCKDOWN_BIN").expect("MEDGEMMA_LOCKDOWN_BIN names the lockdown build"));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.to_str().unwrap();
+    let hub = crate::mock_hub::MockHub::start("test-org/tiny-gemma3", crate::mock_hub::Behaviour::default());
+    let log = tmp.path().join("download.log");
+    let out = strace_bin(&bin, &log, &["--data-dir", d, "models", "download", "test-org/tiny-gemma3", "--endpoint", &hub.url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the lockdown build downloaded");
+    assert!(stderr.contains("offline-only (lockdown)"), "{stderr}");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(inet_calls(&text).is_empty(), "the lockdown build touched the network:\n{text}");
+    assert!(hub.state.lock().unwrap().log.is_empty(), "the Hub was asked for something");
+
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/model");
+    let dcm = dicom();
+    let log = tmp.path().join("draft.log");
+    let args = ["--data-dir", d, "draft", "--model", model.to_str().unwrap(), "--image", dcm.to_str().unwrap(), "--max-tokens", "8"];
+    let out = strace_bin(&bin, &log, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(inet_calls(&text).is_empty(), "the lockdown build's draft touched the network:\n{text}");
 }
