@@ -214,3 +214,34 @@ fn a_folder_becomes_a_study_of_its_images() {
     let study = imaging::open(tmp.path()).unwrap();
     assert_eq!(study.images.len(), 2);
 }
+
+/// Pixel spacing as the file states it, and which attribute said it. A
+/// real DX (deid-data's cat.dcm, both attributes "0.14\0.14") is rewritten the
+/// way some writers leave an uncalibrated image ("0\0"): a spacing that is
+/// not positive is no spacing (the details once showed "0 × 0 mm").
+#[test]
+fn pixel_spacing_is_what_the_file_states_and_names_its_attribute() {
+    let e = entries().iter().find(|e| e["id"] == "cat").unwrap();
+    let original = std::fs::read(files_root().join(e["file"].as_str().unwrap())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let open = |bytes: &[u8]| {
+        let p = tmp.path().join("dx.dcm");
+        std::fs::write(&p, bytes).unwrap();
+        let study = imaging::open(&p).unwrap();
+        let t = &study.images[0].tags;
+        (t.pixel_spacing_mm, t.pixel_spacing_attribute)
+    };
+    assert_eq!(open(&original), (Some((0.14, 0.14)), Some("Pixel Spacing")));
+    // Explicit VR LE: tag (4), "DS", length (2), then the value.
+    let zero = |bytes: &mut Vec<u8>, tag: [u8; 4]| {
+        let at = bytes.windows(6).position(|w| w[..4] == tag && &w[4..] == b"DS").expect("tag present");
+        let len = u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
+        let value = format!("{:<len$}", "0\\0");
+        bytes[at + 8..at + 8 + len].copy_from_slice(value.as_bytes());
+    };
+    let mut uncalibrated = original.clone();
+    zero(&mut uncalibrated, [0x28, 0x00, 0x30, 0x00]);
+    assert_eq!(open(&uncalibrated), (Some((0.14, 0.14)), Some("Imager Pixel Spacing")));
+    zero(&mut uncalibrated, [0x18, 0x00, 0x64, 0x11]);
+    assert_eq!(open(&uncalibrated), (None, None));
+}

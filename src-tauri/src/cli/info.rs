@@ -59,7 +59,10 @@ pub fn run(args: InfoArgs) -> Result<(), String> {
         show("Body part", t.body_part.clone());
         show("Study date", t.study_date.clone());
         show("Size", Some(format!("{} × {} pixels, {} frame(s)", t.columns, t.rows, img.frames.len())));
-        show("Pixel spacing", t.pixel_spacing_mm.map(|(r, c)| format!("{r} × {c} mm")));
+        show(
+            "Pixel spacing",
+            t.pixel_spacing_mm.map(|(r, c)| format!("{r} × {c} mm ({})", t.pixel_spacing_attribute.unwrap_or("stated"))),
+        );
         show("Photometric", Some(t.photometric_interpretation.clone()));
         show("Bits", Some(format!("{} stored of {}{}", t.bits_stored, t.bits_allocated, if t.signed { ", signed" } else { "" })));
         show("Transfer syntax", t.transfer_syntax_name.clone().or(t.transfer_syntax.clone()));

@@ -79,7 +79,8 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
     let monochrome = photometric.is_monochrome();
     let modality_lut = if monochrome { a.modality_lut(signed)? } else { ModalityLut::Identity };
     let (windows, voi_tables) = if monochrome { (a.windows(), a.voi_tables(signed)?) } else { (Vec::new(), Vec::new()) };
-    let spacing = a.floats(tags::PIXEL_SPACING).or_else(|| a.floats(tags::IMAGER_PIXEL_SPACING)).filter(|v| v.len() >= 2).map(|v| (v[0], v[1]));
+    let spacing = a.spacing(tags::PIXEL_SPACING).map(|s| (s, "Pixel Spacing"))
+        .or_else(|| a.spacing(tags::IMAGER_PIXEL_SPACING).map(|s| (s, "Imager Pixel Spacing")));
     let ts_name = TransferSyntaxRegistry.get(&ts_uid).map(|t| t.name().to_owned());
     let tags = KeyTags {
         modality: a.text(tags::MODALITY),
@@ -92,7 +93,8 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
         instance_number: a.text(tags::INSTANCE_NUMBER).and_then(|t| t.trim().parse().ok()),
         rows,
         columns,
-        pixel_spacing_mm: spacing,
+        pixel_spacing_mm: spacing.map(|(s, _)| s),
+        pixel_spacing_attribute: spacing.map(|(_, attribute)| attribute),
         transfer_syntax: Some(ts_uid.clone()),
         transfer_syntax_name: ts_name,
         photometric_interpretation: pi,
@@ -230,6 +232,14 @@ impl Attrs<'_> {
             return t.split('\\').map(|p| p.trim().parse::<f64>().ok()).collect();
         }
         e.to_multi_float64().ok()
+    }
+
+    /// A row and column spacing in mm: two positive, finite numbers, or none.
+    fn spacing(&self, tag: Tag) -> Option<(f64, f64)> {
+        match self.floats(tag)?.as_slice() {
+            &[row, column, ..] if [row, column].iter().all(|v| v.is_finite() && *v > 0.0) => Some((row, column)),
+            _ => None,
+        }
     }
 
     /// An unsigned integer attribute (US, or UN holding little-endian bytes).

@@ -56,8 +56,14 @@ pub struct KeyTags {
     pub instance_number: Option<i64>,
     pub rows: u32,
     pub columns: u32,
-    /// Row and column spacing in mm (Pixel Spacing, else Imager Pixel Spacing).
+    /// Row and column spacing in mm, as the file states it: Pixel Spacing,
+    /// else Imager Pixel Spacing; a stated value that is not a positive number
+    /// (some writers put "0\\0" for "not calibrated") is no spacing.
     pub pixel_spacing_mm: Option<(f64, f64)>,
+    /// Which of the two it is: "Pixel Spacing" (in the patient) or "Imager
+    /// Pixel Spacing" (at the detector: a distance in the patient is smaller
+    /// by the geometric magnification).
+    pub pixel_spacing_attribute: Option<&'static str>,
     pub transfer_syntax: Option<String>,
     pub transfer_syntax_name: Option<String>,
     pub photometric_interpretation: String,

@@ -28,6 +28,8 @@ export interface KeyTags {
   rows: number;
   columns: number;
   pixel_spacing_mm: [number, number] | null;
+  /** "Pixel Spacing" (in the patient) or "Imager Pixel Spacing" (at the detector). */
+  pixel_spacing_attribute: "Pixel Spacing" | "Imager Pixel Spacing" | null;
   transfer_syntax: string | null;
   transfer_syntax_name: string | null;
   photometric_interpretation: string;
