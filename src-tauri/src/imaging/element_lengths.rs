@@ -100,6 +100,27 @@ fn is_sequence(group: u16, element: u16) -> bool {
     StandardDataDictionary.by_tag(Tag(group, element)).is_some_and(|e| e.vr.relaxed() == VR::SQ)
 }
 
+/// The VR an implicit VR data set's element is read as: the dictionary's, OW
+/// for Pixel Data and Overlay Data, UN when unknown (as dicom-rs decides it).
+fn implicit_vr(group: u16, element: u16) -> [u8; 2] {
+    if (group, element) == PIXEL_DATA || (group >> 8 == 0x60 && element == 0x3000) {
+        return *b"OW";
+    }
+    StandardDataDictionary.by_tag(Tag(group, element)).map_or(*b"UN", |e| e.vr.relaxed().to_bytes())
+}
+
+/// How many of a value's `len` bytes dicom-rs consumes: a binary VR reads
+/// whole numbers only (an FD of 2 bytes reads none), and the next header is
+/// read right after them, wherever the stated length ends.
+fn consumed(vr: &[u8], len: usize) -> usize {
+    match vr {
+        b"US" | b"SS" | b"OW" => len & !1,
+        b"AT" | b"UL" | b"SL" | b"OL" | b"FL" | b"OF" => len & !3,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => len & !7,
+        _ => len,
+    }
+}
+
 /// Walks elements from `pos` as dicom-rs reads them: sequences and items are
 /// entered, other values skipped after their length is checked, the
 /// fragments of an encapsulated Pixel Data skipped by their lengths; a VR
@@ -195,7 +216,10 @@ fn walk(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool) -> Result<Walk
         if sequence {
             open.push(Some(pos + len as usize));
         } else {
-            pos += len as usize;
+            pos += match vr {
+                Some(vr) => consumed(vr, len as usize),
+                None => consumed(&implicit_vr(group, element), len as usize),
+            };
             if pixel_data && open.is_empty() {
                 return Ok(Walked { stopped_at: pos, transfer_syntax: ts, pixel_data_end: Some(pos) });
             }
@@ -299,6 +323,22 @@ mod tests {
         ds.extend(lying);
         let err = check(&file(&deflate(&ds), "1.2.840.10008.1.2.1.99")).unwrap_err();
         assert!(err.contains("(0000,0000) says it holds 1392508928 bytes"), "{err}");
+    }
+
+    /// Found by fuzzing: Samples per Pixel written as FD with 2 bytes.
+    /// dicom-rs reads no whole double from it and the next header from those
+    /// 2 bytes on: (0003,0028), an unknown VR read as UN, and a 4-byte length
+    /// taken from "CS" and the next length (1.2 GB, allocated). The check
+    /// steps over it the same way and meets the same lie.
+    #[test]
+    fn a_binary_value_of_a_broken_size_is_stepped_over_as_dicom_rs_does() {
+        let mut whole = element(0x0028, 0x0002, b"FD", &3f64.to_le_bytes());
+        whole.extend(element(0x0028, 0x0004, b"CS", b"RGB "));
+        assert!(check(&file(&whole, "1.2.840.10008.1.2.1")).is_ok());
+        let mut broken = element(0x0028, 0x0002, b"FD", &[3, 0]);
+        broken.extend(element(0x0028, 0x0004, b"CS", b"RGB "));
+        let err = check(&file(&broken, "1.2.840.10008.1.2.1")).unwrap_err();
+        assert!(err.contains("(0003,0028) says it holds"), "{err}");
     }
 
     #[test]
