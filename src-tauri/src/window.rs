@@ -53,7 +53,7 @@ pub fn open_main<R: tauri::Runtime>(app: &tauri::AppHandle<R>, webview_dir: Path
         .title(APP_NAME)
         .inner_size(1440.0, 900.0)
         .min_inner_size(960.0, 600.0)
-        .theme(Some(tauri::Theme::Dark))
+        // No forced theme: the page follows the OS (or the clinician's choice).
         .data_directory(webview_dir)
         .build()?;
     Ok(())

@@ -13,6 +13,7 @@ mod mock_hub;
 mod models;
 mod privacy;
 mod sessions;
+mod theme;
 #[path = "../cli/trace.rs"]
 mod trace;
 mod viewer;
