@@ -144,3 +144,50 @@ pub(crate) fn drag_onto_app(path: &std::path::Path) -> std::process::Child {
 
     child
 }
+
+/// Keyboard-first reading: `?` lists every shortcut (and closes with Esc), and
+/// each viewer key listed there acts on the image: T turns, H flips, Z shows
+/// 1:1, F fits, R resets.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn every_viewer_shortcut_is_listed_and_acts() {
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = App::launch_with(&[cr.to_str().unwrap()]).await;
+    app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    let body = app.client.find(fantoccini::Locator::Css("body")).await.unwrap();
+    let attr = |css: &'static str, name: &'static str| {
+        let client = app.client.clone();
+        async move {
+            let el = client.find(fantoccini::Locator::Css(css)).await.unwrap();
+            el.attr(name).await.unwrap().unwrap_or_default()
+        }
+    };
+
+    body.send_keys("?").await.unwrap();
+    let list = app.wait_for_text("[data-testid=shortcuts]", "Keyboard shortcuts").await;
+    for key in ["Ctrl+O", "Ctrl+Enter", "I", "T", "H", "F", "Z", "R", "1 – 9", "PageUp / PageDown"] {
+        assert!(list.contains(key), "{key} is not listed:\n{list}");
+    }
+    app.screenshot("shortcuts").await;
+    body.send_keys("\u{e00c}").await.unwrap(); // Escape
+    app.wait_for_count("[data-testid=shortcuts]", 0).await;
+
+    body.send_keys("t").await.unwrap();
+    assert_eq!(attr("[data-testid=rotate]", "data-rotation").await, "90");
+    body.send_keys("h").await.unwrap();
+    assert_eq!(attr("[data-testid=flip]", "aria-pressed").await, "true");
+    body.send_keys("z").await.unwrap();
+    app.wait_for_text("[data-testid=viewer-zoom]", "100%").await;
+    body.send_keys("f").await.unwrap();
+    let fitted = app.text_of("[data-testid=viewer-zoom]").await;
+    assert_ne!(fitted, "100%", "F fits the 1760² image into the window");
+    body.send_keys("r").await.unwrap();
+    assert_eq!(attr("[data-testid=rotate]", "data-rotation").await, "0");
+    assert_eq!(attr("[data-testid=flip]", "aria-pressed").await, "false");
+
+    // A key typed into the notes is text, not a shortcut.
+    app.type_into("[data-testid=notes-indication]", "?t").await;
+    assert_eq!(app.client.find_all(fantoccini::Locator::Css("[data-testid=shortcuts]")).await.unwrap().len(), 0);
+    assert_eq!(attr("[data-testid=rotate]", "data-rotation").await, "0");
+    app.quit().await;
+}
