@@ -191,3 +191,68 @@ async fn every_viewer_shortcut_is_listed_and_acts() {
     assert_eq!(attr("[data-testid=rotate]", "data-rotation").await, "0");
     app.quit().await;
 }
+
+/// The mouse in the real window (WebDriver pointer and wheel input): a left
+/// drag right by 100 px and down by 50 px widens the window and lowers its
+/// centre by exactly what the viewer's rule says (twice the image's value
+/// range per viewport width), the wheel zooms in, a right drag pans.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn dragging_sets_the_window_by_the_expected_amount_the_wheel_zooms_and_a_right_drag_pans() {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, WheelAction, WheelActions, MOUSE_BUTTON_LEFT, MOUSE_BUTTON_RIGHT};
+    use std::time::Duration;
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = App::launch_with(&[cr.to_str().unwrap()]).await;
+    app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    let canvas = app.client.find(fantoccini::Locator::Css("[data-testid=viewer-canvas]")).await.unwrap();
+    let number = |s: Option<String>| s.unwrap_or_default();
+    let range: Vec<f64> = number(canvas.attr("data-range").await.unwrap()).split(' ').map(|v| v.parse().unwrap()).collect();
+    let viewport: f64 = number(canvas.attr("data-viewport-width").await.unwrap()).parse().unwrap();
+    let per_pixel = (range[1] - range[0]).max(1.0) / viewport * 2.0;
+
+    let drag = |button: u64, dx: f64, dy: f64| {
+        MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement { element: canvas.clone(), duration: None, x: 0.0, y: 0.0 })
+            .then(PointerAction::Down { button })
+            .then(PointerAction::MoveBy { duration: Some(Duration::from_millis(150)), x: dx, y: 0.0 })
+            .then(PointerAction::MoveBy { duration: Some(Duration::from_millis(150)), x: 0.0, y: dy })
+            .then(PointerAction::Up { button })
+    };
+    app.client.perform_actions(drag(MOUSE_BUTTON_LEFT, 100.0, 50.0)).await.unwrap();
+    let overlay = app.wait_for_text("[data-testid=viewer-overlay]", "custom").await;
+    let value = |key: &str| -> f64 {
+        let at = overlay.find(key).unwrap_or_else(|| panic!("{key} in {overlay}")) + key.len();
+        overlay[at..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (width, centre) = (value("W "), value("C "));
+    assert!((width - (1024.0 + 100.0 * per_pixel)).abs() <= 0.06, "W {width}, expected {}", 1024.0 + 100.0 * per_pixel);
+    assert!((centre - (550.0 - 50.0 * per_pixel)).abs() <= 0.06, "C {centre}, expected {}", 550.0 - 50.0 * per_pixel);
+
+    // The wheel over the image zooms in.
+    let fitted: f64 = app.text_of("[data-testid=viewer-zoom]").await.trim_end_matches('%').parse().unwrap();
+    let rect = app
+        .client
+        .execute("const r = arguments[0].getBoundingClientRect(); return [Math.round(r.left + r.width / 2), Math.round(r.top + r.height / 2)];", vec![serde_json::to_value(&canvas).unwrap()])
+        .await
+        .unwrap();
+    let (cx, cy) = (rect[0].as_i64().unwrap(), rect[1].as_i64().unwrap());
+    let wheel = WheelActions::new("wheel".into()).then(WheelAction::Scroll { duration: None, x: cx, y: cy, delta_x: 0, delta_y: -300 });
+    app.client.perform_actions(wheel).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let zoomed: f64 = app.text_of("[data-testid=viewer-zoom]").await.trim_end_matches('%').parse().unwrap();
+    assert!(zoomed > fitted * 1.3, "the wheel zoomed from {fitted}% to {zoomed}%");
+
+    // A right drag pans by the distance dragged.
+    let pan = || async {
+        let pan = number(canvas.attr("data-pan").await.unwrap());
+        pan.split(' ').map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()
+    };
+    let before = pan().await;
+    app.client.perform_actions(drag(MOUSE_BUTTON_RIGHT, 40.0, -30.0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = pan().await;
+    let moved = (after[0] - before[0], after[1] - before[1]);
+    assert!((moved.0 - 40.0).abs() <= 1.0 && (moved.1 + 30.0).abs() <= 1.0, "panned by {moved:?}");
+    app.screenshot("viewer-window-zoom-pan").await;
+    app.quit().await;
+}
