@@ -86,6 +86,24 @@ async fn a_file_dropped_from_the_desktop_opens_in_the_viewer() {
     app.quit().await;
 }
 
+/// A PNG and a JPEG dropped from the desktop (a real OS drop, as above) open
+/// in the viewer at their own size, each as its own session.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display, tauri-driver and xdotool: run by `make test` under Xvfb"]
+async fn a_png_and_a_jpeg_dropped_from_the_desktop_open_in_the_viewer() {
+    let images = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3/images");
+    let app = App::launch().await;
+    app.text_of("[data-testid=empty-state]").await;
+    for (file, size, sessions) in [("grey.png", "97 × 61", 1), ("rgb.jpg", "120 × 90", 2)] {
+        let mut source = drag_onto_app(&images.join(file));
+        app.wait_for_text("[data-testid=image-details]", size).await;
+        app.wait_for_count("[data-testid=session-item]", sessions).await;
+        let _ = Command::new("kill").arg(source.id().to_string()).status();
+        crate::harness::wait_at_most(&mut source, std::time::Duration::from_secs(20), "the drag source");
+    }
+    app.quit().await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
 async fn a_path_that_no_longer_exists_gets_a_message_in_the_window() {
