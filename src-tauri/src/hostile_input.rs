@@ -75,8 +75,14 @@ const TINY_CONFIG: &str = r#"{"architectures": ["Gemma3ForCausalLM"], "model_typ
  "num_key_value_heads": 1, "head_dim": 8, "vocab_size": 16, "max_position_embeddings": 32,
  "sliding_window": 4, "query_pre_attn_scalar": 8}"#;
 
-fn load_folder(dir: &Path) {
-    if let Ok(model) = Model::load(&ModelSource::at(dir), DeviceChoice::Cpu) {
+/// A model folder named `folder` holding the tiny config and `data` as
+/// `file`, loaded and run for two tokens.
+fn load_folder_with(folder: &str, file: &str, data: &[u8]) {
+    let dir = scratch().join(folder);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("config.json"), TINY_CONFIG);
+    let _ = std::fs::write(dir.join(file), data);
+    if let Ok(model) = Model::load(&ModelSource::at(&dir), DeviceChoice::Cpu) {
         let params = GenerationParams { max_new_tokens: 2, ignore_eos: true, ..Default::default() };
         let _ = model.generate_from_pixels(&[2, 3], &[], &params, &mut |_| {}, &AtomicBool::new(false));
     }
@@ -84,21 +90,13 @@ fn load_folder(dir: &Path) {
 
 /// A model folder's `model.safetensors`: header, names, shapes and offsets.
 pub fn safetensors(data: &[u8]) {
-    let dir = scratch().join("single");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("config.json"), TINY_CONFIG);
-    let _ = std::fs::write(dir.join("model.safetensors"), data);
-    load_folder(&dir);
+    load_folder_with("single", "model.safetensors", data);
 }
 
 /// A sharded model folder's `model.safetensors.index.json` (its shards absent,
 /// or named anywhere).
 pub fn shard_index(data: &[u8]) {
-    let dir = scratch().join("sharded");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join("config.json"), TINY_CONFIG);
-    let _ = std::fs::write(dir.join("model.safetensors.index.json"), data);
-    load_folder(&dir);
+    load_folder_with("sharded", "model.safetensors.index.json", data);
 }
 
 /// A session bundle from a colleague, imported into a store.
