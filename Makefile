@@ -36,7 +36,7 @@ NODE_MIN := 20.19
 
 # Debian/Ubuntu packages: to build and run the app, and to test the real window.
 APT_BUILD := pkg-config build-essential cmake file libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libssl-dev fonts-dejavu-core
-APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strace dbus poppler-utils
+APT_TEST := xvfb xauth webkit2gtk-driver xdotool python3-gi gir1.2-gtk-3.0 strace dbus gnome-keyring poppler-utils
 
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/svelte.config.js ui/tsconfig.json
 

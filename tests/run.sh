@@ -45,6 +45,11 @@ step "Lockdown build: no network socket even when asked (strace)" bash -c '
   mkdir -p target/lockdown && cp target/release/medgemma-desk target/lockdown/ &&
   MEDGEMMA_LOCKDOWN_BIN="$PWD/target/lockdown/medgemma-desk" \
     cargo test --release -p medgemma-desk --test cli lockdown -- --ignored'
+# The store's key in a real Secret Service (gnome-keyring in its own D-Bus
+# session): made on first run, found again, its loss refused without change.
+step "Store key in the system keyring (gnome-keyring, Secret Service)" \
+  dbus-run-session -- tests/keyring.sh \
+  cargo test --release -p medgemma-desk --lib store_key:: -- --ignored
 # The GPU path compiles, so a change that breaks it fails here: the runtime
 # with candle's CUDA kernels, built by nvcc 13.0 (no GPU needed to compile).
 step "CUDA build of the runtime compiles (nvcc 13.0, sm_${CUDA_COMPUTE_CAP:-90})" \
@@ -56,12 +61,14 @@ step "UI unit tests (Vitest)" npm --prefix ui test --silent
 step "GPU check script, CPU half (tests/gpu/run.sh)" \
   bash -c 'tests/gpu/build.sh --cpu && tests/gpu/run.sh target/gpu-check'
 # The real window: WebKitGTK under Xvfb, driven through tauri-driver, with a
-# D-Bus session bus as a desktop has (single instance uses it). Bounded by
+# D-Bus session bus and a Secret Service (gnome-keyring) as a desktop has:
+# single instance uses the bus, and every window test's store is encrypted
+# with its key in that keyring. Bounded by
 # `timeout` so a stuck WebKitWebDriver can never hang CI; each test runs in its
 # own process under its own limit (tests/e2e/run.sh), so one that hangs is
 # named and the rest still run.
 step "Window tests (WebDriver, Xvfb)" timeout --signal=TERM --kill-after=30 1500 \
-  dbus-run-session -- xvfb-run -a -s "-screen 0 1600x1000x24" \
+  dbus-run-session -- tests/keyring.sh xvfb-run -a -s "-screen 0 1600x1000x24" \
   tests/e2e/run.sh installed::
 # The .deb: built for the x86-64-v3 baseline, installed with dpkg, launched on
 # a DICOM file, removed.

@@ -241,15 +241,16 @@ const APP_LAYERS: &[(&str, &[&str])] = &[
     ("settings", &[]),
     ("imaging", &[]),
     ("store", &["digest", "version", "attribution", "model_input_png"]),
-    ("session", &["imaging", "store", "model_input_png"]),
+    ("store_key", &["store"]),
+    ("session", &["imaging", "store", "store_key", "model_input_png"]),
     ("reading", &["imaging"]),
     ("export", &["store", "version", "imaging", "attribution"]),
     ("drafting", &["digest", "model_input_png", "version", "settings", "data_dir", "imaging", "store", "session", "reading", "attribution"]),
     ("state", &["data_dir", "drafting", "reading", "session"]),
-    ("commands", &["state", "data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "session", "reading", "drafting", "export"]),
+    ("commands", &["state", "data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "store_key", "session", "reading", "drafting", "export"]),
     ("window", &["commands", "state", "version", "reading", "session", "data_dir", "cli"]),
     ("hostile_input", &["imaging", "store", "drafting"]),
-    ("cli", &["data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "session", "reading", "drafting", "export", "state"]),
+    ("cli", &["data_dir", "digest", "model_input_png", "version", "settings", "imaging", "store", "store_key", "session", "reading", "drafting", "export", "state"]),
 ];
 
 /// The crate root's own items that a module may name: the command line opens

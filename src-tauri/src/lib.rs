@@ -18,6 +18,7 @@ pub mod session;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod store_key;
 pub mod version;
 mod window;
 

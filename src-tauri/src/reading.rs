@@ -2,12 +2,12 @@
 //! command line), or why it could not be. One place, so every way of opening
 //! goes through the same code and the UI reads one state.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::imaging::{self, lut::{VoiFunction, Voi, Window}, Image, KeyTags, Study};
+use crate::imaging::{self, lut::{VoiFunction, Voi, Window}, Image, ImagingError, KeyTags, Study};
 
 #[derive(Default)]
 pub struct Reading {
@@ -135,10 +135,12 @@ impl Reading {
         self.lock().study.as_ref().map(f)
     }
 
-    /// Opens the store's copies of a session's images, shown under their
-    /// original names. Returns whether they are now on screen.
-    pub fn open_stored(&self, paths: &[PathBuf], names: Vec<String>) -> bool {
-        let opened = self.open(paths);
+    /// Opens the store's copies of a session's images (their bytes, read and
+    /// opened by the store, labelled with their place in the data folder),
+    /// shown under their original names. Returns whether they are now on screen.
+    pub fn open_stored(&self, files: Vec<(PathBuf, Vec<u8>)>, names: Vec<String>) -> bool {
+        let Some(first) = files.first().map(|(p, _)| p.clone()) else { return false };
+        let opened = self.open_with(&first, files.len(), files.into_iter().map(|(p, b)| imaging::open_bytes(&p, &b).map(|image| Study { source: p, images: vec![image] })));
         if opened {
             self.lock().names = names;
         }
@@ -150,21 +152,27 @@ impl Reading {
     /// whether a new study is on screen.
     pub fn open(&self, paths: &[PathBuf]) -> bool {
         let Some(first) = paths.first() else { return false };
+        self.open_with(first, paths.len(), paths.iter().map(|p| imaging::open(p)))
+    }
+
+    /// Puts the studies `opened` yields on screen as one study (named after
+    /// `first`); on failure the current study stays.
+    fn open_with(&self, first: &Path, count: usize, opened: impl Iterator<Item = Result<Study, ImagingError>>) -> bool {
         self.lock().loading = Some(first.display().to_string());
-        let result = if paths.len() == 1 {
-            imaging::open(first)
+        let result = if count == 1 {
+            opened.into_iter().next().unwrap_or_else(|| Err(ImagingError::EmptyFolder { path: first.to_path_buf() }))
         } else {
             let mut images = Vec::new();
             let mut last_err = None;
-            for p in paths {
-                match imaging::open(p) {
+            for study in opened {
+                match study {
                     Ok(s) => images.extend(s.images),
                     Err(e) => last_err = Some(e),
                 }
             }
             match (images.is_empty(), last_err) {
                 (true, Some(e)) => Err(e),
-                _ => Ok(Study { source: first.clone(), images }),
+                _ => Ok(Study { source: first.to_path_buf(), images }),
             }
         };
         let mut s = self.lock();

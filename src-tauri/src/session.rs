@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::imaging::{KeyTags, Study};
 use crate::store::{DraftId, NewDraft, SessionId, Store, StoreError};
+use crate::store_key::{self, KeySource, Protection};
 
 /// What the store is doing, for the status line.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -28,6 +29,13 @@ pub struct StoreStatus {
     pub notice: Option<String>,
     /// The last save that failed (cleared by the next one that works).
     pub last_error: Option<String>,
+    /// How the store is protected at rest, in words (once it is open).
+    pub protection: Option<String>,
+    /// Whether it is encrypted (once it is open).
+    pub encrypted: bool,
+    /// The store waits for a passphrase: "new" to set one for a new store
+    /// (or choose to keep it unencrypted), "existing" to enter its passphrase.
+    pub passphrase: Option<String>,
 }
 
 /// Why a session action failed.
@@ -58,6 +66,10 @@ impl SessionError {
 
 pub struct Sessions {
     store: Mutex<Result<Store, String>>,
+    data_dir: Option<PathBuf>,
+    protection: Mutex<Option<Protection>>,
+    /// Set while the store waits for a passphrase (`Some(true)`: a new one).
+    asks_passphrase: Mutex<Option<bool>>,
     notice: Mutex<Option<String>>,
     current: Mutex<Option<SessionId>>,
     last_error: Mutex<Option<String>>,
@@ -69,9 +81,58 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Sessions {
-    /// Opens (or recovers) the store in `data_dir` and makes today's backup.
+    /// Opens (or recovers) the store in `data_dir` with its key (from the
+    /// keyring, or as the environment says: `store_key::KeySource::from_env`)
+    /// and makes today's backup. A store that needs a passphrase stays
+    /// closed until `unlock` is given one.
     pub fn open(data_dir: &std::path::Path) -> Sessions {
-        let (store, notice) = match Store::open_or_recover(data_dir) {
+        match KeySource::from_env() {
+            Ok(source) => Sessions::open_with(data_dir, source),
+            Err(e) => {
+                let sessions = Sessions::open_with(data_dir, KeySource::Auto);
+                tracing::warn!("{e}");
+                sessions
+            }
+        }
+    }
+
+    /// `open` with the key from `source`.
+    pub fn open_with(data_dir: &std::path::Path, source: KeySource) -> Sessions {
+        let sessions = Sessions {
+            store: Mutex::new(Err("the sessions store is not open yet".into())),
+            data_dir: Some(data_dir.to_path_buf()),
+            protection: Mutex::new(None),
+            asks_passphrase: Mutex::new(None),
+            notice: Mutex::new(None),
+            current: Mutex::new(None),
+            last_error: Mutex::new(None),
+        };
+        // The reason is in the status (the window shows it, the CLI prints it).
+        if let Err(reason) = sessions.unlock(source) {
+            tracing::debug!("the sessions store was not opened: {reason}");
+        }
+        sessions
+    }
+
+    /// Opens the store with a key from `source` (a passphrase typed in the
+    /// window, or the choice of an unencrypted new store). Does nothing to an
+    /// open store. On failure the store stays closed and the reason is shown.
+    pub fn unlock(&self, source: KeySource) -> Result<(), String> {
+        let Some(data_dir) = &self.data_dir else { return Err("there is no data folder".into()) };
+        if lock(&self.store).is_ok() {
+            return Ok(());
+        }
+        let unlocked = match store_key::unlock(data_dir, &source) {
+            Ok(unlocked) => unlocked,
+            Err(e) => {
+                *lock(&self.asks_passphrase) = e.asks_for_passphrase();
+                let reason = e.to_string();
+                *lock(&self.store) = Err(reason.clone());
+                return Err(reason);
+            }
+        };
+        *lock(&self.asks_passphrase) = None;
+        let (store, notice) = match Store::open_or_recover_with(data_dir, unlocked.key.as_ref()) {
             Ok((store, recovery)) => {
                 if let Err(e) = store.backup_if_due() {
                     tracing::warn!("today's backup of the sessions store failed: {e}");
@@ -80,21 +141,41 @@ impl Sessions {
             }
             Err(e) => (Err(e.to_string()), None),
         };
-        Sessions { store: Mutex::new(store), notice: Mutex::new(notice), current: Mutex::new(None), last_error: Mutex::new(None) }
+        let result = store.as_ref().map(|_| ()).map_err(Clone::clone);
+        *lock(&self.protection) = Some(unlocked.protection);
+        *lock(&self.store) = store;
+        *lock(&self.notice) = notice;
+        if result.is_ok() {
+            // What failed while the store was locked is not a failure of the open store.
+            *lock(&self.last_error) = None;
+        }
+        result
     }
 
     /// A service with no store (for tests of everything else).
     pub fn unavailable(reason: &str) -> Sessions {
-        Sessions { store: Mutex::new(Err(reason.into())), notice: Mutex::new(None), current: Mutex::new(None), last_error: Mutex::new(None) }
+        Sessions {
+            store: Mutex::new(Err(reason.into())),
+            data_dir: None,
+            protection: Mutex::new(None),
+            asks_passphrase: Mutex::new(None),
+            notice: Mutex::new(None),
+            current: Mutex::new(None),
+            last_error: Mutex::new(None),
+        }
     }
 
     pub fn status(&self) -> StoreStatus {
         let store = lock(&self.store);
+        let protection = if store.is_ok() { *lock(&self.protection) } else { None };
         StoreStatus {
             available: store.is_ok(),
             problem: store.as_ref().err().cloned(),
             notice: lock(&self.notice).clone(),
             last_error: lock(&self.last_error).clone(),
+            protection: protection.map(|p| p.describe().to_string()),
+            encrypted: matches!(protection, Some(Protection::Keyring | Protection::Passphrase)),
+            passphrase: lock(&self.asks_passphrase).map(|new| if new { "new" } else { "existing" }.to_string()),
         }
     }
 

@@ -40,7 +40,7 @@ echo "==> Installed files look right: $bin, $desktop, icons"
 
 echo "==> Launching the installed app on a real DICOM file (WebDriver, Xvfb)"
 MEDGEMMA_DESK_APP="$bin" timeout --signal=TERM --kill-after=30 300 \
-  dbus-run-session -- xvfb-run -a -s "-screen 0 1600x1000x24" \
+  dbus-run-session -- tests/keyring.sh xvfb-run -a -s "-screen 0 1600x1000x24" \
   cargo test --release -p medgemma-desk --test e2e -- --ignored --test-threads=1 installed::
 
 echo "==> Removing $pkg"

@@ -3,7 +3,10 @@
 
 use std::process::{Command, Output};
 
+#[path = "../data_folder.rs"]
+mod data_folder;
 mod draft;
+mod encryption;
 mod export;
 mod generate;
 mod gguf;
@@ -14,12 +17,23 @@ mod privacy;
 mod sessions;
 mod trace;
 
+/// The CLI as most tests use it: a new store is made unencrypted (its explicit
+/// choice), so tests can read it with the store's API; tests/cli/encryption.rs
+/// runs it encrypted.
 pub(crate) fn medgemma_desk(args: &[&str]) -> Output {
+    medgemma_desk_with(args, &[(medgemma_desk::store_key::UNENCRYPTED_ENV, "1")])
+}
+
+pub(crate) fn medgemma_desk_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_medgemma-desk"))
         .args(args)
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .env_remove("RUST_BACKTRACE")
+        .env_remove(medgemma_desk::store_key::PASSPHRASE_ENV)
+        .env_remove(medgemma_desk::store_key::PASSPHRASE_FILE_ENV)
+        .env_remove(medgemma_desk::store_key::UNENCRYPTED_ENV)
+        .envs(env.iter().copied())
         .output()
         .expect("the app binary runs")
 }

@@ -25,6 +25,9 @@ fn strace_bin(bin: &std::path::Path, log: &std::path::Path, args: &[&str]) -> st
         .env_remove("WAYLAND_DISPLAY")
         .env("HF_HUB_CACHE", log.with_extension("hf"))
         .env_remove("HF_ENDPOINT")
+        // The store encrypted, as on a laptop without a keyring: encryption
+        // opens no socket either.
+        .env(medgemma_desk::store_key::PASSPHRASE_ENV, "privacy trace passphrase")
         .output()
         .expect("strace runs (installed by `make test`)")
 }

@@ -343,6 +343,9 @@ fn in_mount_namespace(script: &str, args: &[&str]) -> std::process::Output {
         ])
         .args(args)
         .env("BIN", env!("CARGO_BIN_EXE_medgemma-desk"))
+        // The store in the mount is encrypted (as without a keyring): a full
+        // disk loses nothing there either.
+        .env(medgemma_desk::store_key::PASSPHRASE_ENV, "full disk passphrase")
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
         .output()

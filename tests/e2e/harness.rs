@@ -132,11 +132,16 @@ impl App {
     /// Closes the app and starts it again on the same data folder, as a
     /// clinician does the next morning.
     pub async fn restart(self) -> Self {
+        self.restart_env(&[]).await
+    }
+
+    /// `restart` with extra environment variables (as `launch_env`).
+    pub async fn restart_env(self, envs: &[(String, String)]) -> Self {
         let App { client, data_dir, _driver } = self;
         let _ = client.close().await;
         drop(_driver);
         ensure_exited(data_dir.path());
-        Self::launch_in(data_dir, &[]).await
+        Self::launch_env(data_dir, &[], envs).await
     }
 
     /// Launches the app on an existing data folder.

@@ -4,7 +4,10 @@
 //! them with `--ignored` under xvfb-run.
 
 mod bad_models;
+#[path = "../data_folder.rs"]
+mod data_folder;
 mod drafting;
+mod encryption;
 mod harness;
 mod installed;
 #[path = "../cli/mock_hub.rs"]

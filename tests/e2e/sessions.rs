@@ -58,6 +58,16 @@ async fn a_session_is_kept_as_typed_and_restored_after_a_restart() {
     assert!(signed.contains("IMPRESSION: Pneumonia.") && signed.contains("Final"), "{signed}");
     app.screenshot("sessions").await;
 
+    // The store is encrypted with its key in the desktop's keyring (make test
+    // runs the window under gnome-keyring): no patient or notes text is
+    // readable in any byte of the data folder, the webview's files included.
+    app.wait_for_text("[data-testid=store-protection]", "Encrypted (key in the system keyring)").await;
+    let (name, id) = crate::encryption::patient_of(&cr);
+    crate::encryption::assert_nothing_readable(
+        app.data_dir.path(),
+        &[&name, &id, "Fever and cough, 3 days", "Ex-smoker", "Right lower lobe consolidation"],
+    );
+
     // No match, no list.
     app.type_into("[data-testid=session-search]", " zzzz").await;
     app.wait_for_count("[data-testid=session-item]", 0).await;

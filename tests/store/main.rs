@@ -8,12 +8,23 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use medgemma_desk::store::at_rest::StoreKey;
 use medgemma_desk::store::{NewDraft, Notes, SessionId, Store};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Set (to the data folder) only in the child process.
 const CHILD_ENV: &str = "MEDGEMMA_STORE_CHILD";
+/// The child's store key (64 hex digits) when the store is encrypted.
+const CHILD_KEY_ENV: &str = "MEDGEMMA_STORE_CHILD_KEY";
+
+fn key_from_hex(hex: &str) -> StoreKey {
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex");
+    }
+    StoreKey::from_bytes(bytes)
+}
 const KILLS: usize = 120;
 
 fn seed() -> u64 {
@@ -48,7 +59,8 @@ fn draft(text: String) -> NewDraft {
 #[ignore = "the writer half of killed_writers_lose_nothing; it runs only as that test's child"]
 fn child_writer() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
-    let mut store = Store::open(Path::new(&dir)).expect("the child opens the store");
+    let key = std::env::var(CHILD_KEY_ENV).ok().map(|h| key_from_hex(&h));
+    let mut store = Store::open_with(Path::new(&dir), key.as_ref()).expect("the child opens the store");
     let mut out = std::io::stdout().lock();
     let mut say = |line: String| {
         // Unbuffered: a line is in the pipe before the next write starts.
@@ -138,10 +150,13 @@ impl Reported {
     }
 
     /// Checks the store against every reported write; the number of checks.
-    fn verify(&mut self, dir: &Path) -> usize {
-        let store = Store::open(dir).unwrap_or_else(|e| panic!("the store opens after a kill: {e}"));
+    fn verify(&mut self, dir: &Path, key: Option<&StoreKey>) -> usize {
+        let store = Store::open_with(dir, key).unwrap_or_else(|e| panic!("the store opens after a kill: {e}"));
         assert_eq!(store.integrity_check(), Ok(()), "PRAGMA integrity_check after a kill");
         let conn = rusqlite::Connection::open(store.path()).unwrap();
+        if let Some(key) = key {
+            medgemma_desk::store::at_rest::key_connection(&conn, key).unwrap();
+        }
         conn.execute("INSERT INTO search (search) VALUES ('integrity-check')", []).expect("the search index is intact");
         let mut checked = 0;
         let mut drafts_seen = BTreeMap::new();
@@ -180,8 +195,8 @@ impl Reported {
             }
             for sha in self.images.get(&id).into_iter().flatten() {
                 assert!(detail.images.iter().any(|i| &i.sha256 == sha), "session {id}: reported image {sha} is lost");
-                let path = store.image_path(sha).unwrap().expect("the image row");
-                let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("image file {}: {e}", path.display()));
+                // Read through the store: opened with the key, checked against the hash.
+                let bytes = store.image_bytes(sha).unwrap_or_else(|e| panic!("image {sha}: {e}")).expect("the image row");
                 assert_eq!(&medgemma_desk::digest::sha256_hex(&bytes), sha, "image bytes intact");
                 checked += 1;
             }
@@ -206,6 +221,17 @@ impl Reported {
 
 #[test]
 fn killed_writers_lose_nothing() {
+    killed_writers(None);
+}
+
+/// The same on a SQLCipher store with sealed image files.
+#[test]
+fn killed_writers_lose_nothing_in_an_encrypted_store() {
+    killed_writers(Some("5e".repeat(32)));
+}
+
+fn killed_writers(key_hex: Option<String>) {
+    let key = key_hex.as_deref().map(key_from_hex);
     let tmp = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let seed = seed();
@@ -213,9 +239,12 @@ fn killed_writers_lose_nothing() {
     let mut reported = Reported::default();
     let (start, mut checks, mut early_kills) = (Instant::now(), 0, 0);
     for round in 0..KILLS {
-        let mut child = Command::new(&exe)
-            .args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, tmp.path())
+        let mut child = Command::new(&exe);
+        child.args(["child_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"]).env(CHILD_ENV, tmp.path());
+        if let Some(hex) = &key_hex {
+            child.env(CHILD_KEY_ENV, hex);
+        }
+        let mut child = child
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -258,12 +287,13 @@ fn killed_writers_lose_nothing() {
         for line in &lines {
             reported.take(line);
         }
-        checks += reported.verify(tmp.path());
+        checks += reported.verify(tmp.path(), key.as_ref());
     }
     let elapsed = start.elapsed();
     eprintln!(
-        "store durability: {KILLS} SIGKILLs ({early_kills} during open), {} committed writes reported, \
+        "store durability ({}): {KILLS} SIGKILLs ({early_kills} during open), {} committed writes reported, \
          {} sessions alive, {checks} checks passed, {:.1} s, seed {seed}",
+        if key.is_some() { "encrypted" } else { "plain" },
         reported.writes,
         reported.sessions.len(),
         elapsed.as_secs_f64()

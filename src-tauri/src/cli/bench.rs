@@ -27,6 +27,9 @@ pub struct BenchArgs {
     /// With --sessions: generate into (and keep) this folder's store.
     #[arg(long, value_name = "DIR", requires = "sessions")]
     store_dir: Option<PathBuf>,
+    /// With --sessions: an encrypted store (SQLCipher, a fresh random key).
+    #[arg(long, requires = "sessions")]
+    encrypted: bool,
     /// Time opening and rendering this image file instead (repeatable).
     #[arg(long, value_name = "FILE")]
     dicom: Vec<PathBuf>,
@@ -92,7 +95,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         return Err("--repetitions and --prompt-tokens must be at least 1".into());
     }
     if let Some(n) = args.sessions {
-        return super::bench_store::run(n, args.repetitions, args.store_dir.clone(), args.json);
+        return super::bench_store::run(n, args.repetitions, args.store_dir.clone(), args.json, args.encrypted);
     }
     let Some(model_dir) = args.model.clone() else {
         let result = bench_images(&args.dicom, args.repetitions)?;

@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::statistics::median;
+use crate::store::at_rest::StoreKey;
 use crate::store::{NewDraft, Notes, Store};
 
 const WORDS: &[&str] = &[
@@ -56,8 +57,8 @@ fn draft(rng: &mut impl Rng) -> NewDraft {
 }
 
 /// Fills `dir`'s store up to `n` sessions (a store already that big is reused).
-fn generate(dir: &Path, n: usize) -> Result<f64, String> {
-    let mut store = Store::open(dir).map_err(|e| e.to_string())?;
+fn generate(dir: &Path, n: usize, key: Option<&StoreKey>) -> Result<f64, String> {
+    let mut store = Store::open_with(dir, key).map_err(|e| e.to_string())?;
     let have = store.find_sessions("", 1).map_err(|e| e.to_string())?.total as usize;
     let start = Instant::now();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42 + have as u64);
@@ -86,7 +87,11 @@ fn time_ms<T>(reps: usize, mut f: impl FnMut() -> Result<T, String>) -> Result<(
     Ok((median(runs.clone()), runs))
 }
 
-pub fn run(n: usize, reps: usize, keep: Option<PathBuf>, json_out: bool) -> Result<(), String> {
+/// `encrypted`: the store is a SQLCipher file with a fresh random key (as a
+/// new store with its key in the keyring), to measure what encryption costs.
+pub fn run(n: usize, reps: usize, keep: Option<PathBuf>, json_out: bool, encrypted: bool) -> Result<(), String> {
+    let key = if encrypted { Some(StoreKey::generate().map_err(|e| e.to_string())?) } else { None };
+    let key = key.as_ref();
     let (dir, temporary) = match keep {
         Some(d) => (d, false),
         None => (std::env::temp_dir().join(format!("medgemma-desk-bench-{}", std::process::id())), true),
@@ -94,17 +99,17 @@ pub fn run(n: usize, reps: usize, keep: Option<PathBuf>, json_out: bool) -> Resu
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let result = (|| -> Result<serde_json::Value, String> {
         eprintln!("==> generating {n} sessions in {}", dir.display());
-        let generate_s = generate(&dir, n)?;
+        let generate_s = generate(&dir, n, key)?;
         let mut rows = Vec::new();
         let (open_ms, open_runs) = time_ms(reps, || {
-            let (store, recovery) = Store::open_or_recover(&dir).map_err(|e| e.to_string())?;
+            let (store, recovery) = Store::open_or_recover_with(&dir, key).map_err(|e| e.to_string())?;
             if recovery.is_some() {
                 return Err("the generated store failed its integrity check".into());
             }
             Ok(store)
         })?;
         rows.push(json!({ "what": "open the store (with integrity check)", "median_ms": open_ms, "runs_ms": open_runs }));
-        let store = Store::open(&dir).map_err(|e| e.to_string())?;
+        let store = Store::open_with(&dir, key).map_err(|e| e.to_string())?;
         let mut query = |label: &str, q: &str, limit: usize| -> Result<(), String> {
             let mut matched = 0;
             let (ms, runs) = time_ms(reps, || {
@@ -124,7 +129,7 @@ pub fn run(n: usize, reps: usize, keep: Option<PathBuf>, json_out: bool) -> Resu
         let (all_ms, all_runs) = time_ms(reps, || store.list_sessions().map_err(|e| e.to_string()))?;
         rows.push(json!({ "what": "whole list (CLI `sessions list`)", "median_ms": all_ms, "runs_ms": all_runs }));
         let size = std::fs::metadata(dir.join(crate::store::FILE_NAME)).map(|m| m.len()).unwrap_or(0);
-        Ok(json!({ "sessions": n, "repetitions": reps, "generate_s": generate_s, "store_bytes": size,
+        Ok(json!({ "sessions": n, "repetitions": reps, "encrypted": encrypted, "generate_s": generate_s, "store_bytes": size,
                    "store": dir.join(crate::store::FILE_NAME).display().to_string(), "rows": rows }))
     })();
     if temporary {

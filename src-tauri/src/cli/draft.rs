@@ -123,8 +123,10 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     let notes = Notes { indication: args.indication.clone(), history: args.history.clone(), comparison: args.comparison.clone(), free_text: args.notes.clone() };
     let studies = studies(&args.image)?;
     let sessions = if args.no_save { None } else { Some(Sessions::open(data_dir.path())) };
-    if let Some(problem) = sessions.as_ref().and_then(|s| s.status().problem) {
-        return Err(format!("sessions cannot be kept: {problem} (use --no-save to draft without keeping them)"));
+    if let Some(status) = sessions.as_ref().map(|s| s.status()).filter(|s| s.problem.is_some()) {
+        let problem = status.problem.unwrap_or_default();
+        let hint = if status.passphrase.is_some() { format!("{}, or ", crate::store_key::CLI_HINT) } else { String::new() };
+        return Err(format!("sessions cannot be kept: {problem} ({hint}use --no-save to draft without keeping them)"));
     }
     let hashes = data_dir.path().join("cache").join("weights-sha256.json");
     eprintln!("Loading {} …", args.model.display());
@@ -215,8 +217,10 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
 /// verdict on stderr (and in --json), the re-run kept beside it.
 fn rerun(args: &DraftArgs, data_dir: &Path, device: DeviceChoice, id: DraftId) -> Result<(), String> {
     let sessions = Sessions::open(data_dir);
-    if let Some(problem) = sessions.status().problem {
-        return Err(format!("the sessions cannot be read: {problem}"));
+    let status = sessions.status();
+    if let Some(problem) = status.problem {
+        let hint = if status.passphrase.is_some() { format!(" ({})", crate::store_key::CLI_HINT) } else { String::new() };
+        return Err(format!("the sessions cannot be read: {problem}{hint}"));
     }
     let hashes = data_dir.join("cache").join("weights-sha256.json");
     eprintln!("Loading {} …", args.model.display());

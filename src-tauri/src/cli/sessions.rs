@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
-use crate::store::{BundleError, SessionId, SessionSummary, Store, StoreError};
+use crate::store::{BundleError, SessionId, SessionSummary, StoreError};
 use crate::data_dir::DataDir;
 
 #[derive(Debug, Args)]
@@ -64,8 +64,8 @@ enum Action {
 
 pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
     let data_dir = DataDir::prepare(data_dir).map_err(|e| e.to_string())?;
-    let (mut store, recovery) =
-        Store::open_or_recover(data_dir.path()).map_err(|e| e.to_string())?;
+    let source = crate::store_key::KeySource::from_env().map_err(|e| e.to_string())?;
+    let (mut store, recovery) = crate::store_key::open_store(data_dir.path(), &source)?;
     if let Some(recovery) = recovery {
         eprintln!("medgemma-desk: {}", recovery.message());
     }

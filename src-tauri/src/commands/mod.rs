@@ -40,6 +40,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         sessions::session_sign,
         sessions::session_delete,
         sessions::dismiss_store_notice,
+        sessions::store_unlock,
         drafting::drafting_state,
         drafting::draft_start,
         drafting::draft_stop,

@@ -15,6 +15,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "session_sign",
     "session_delete",
     "dismiss_store_notice",
+    "store_unlock",
     "drafting_state",
     "draft_start",
     "draft_stop",

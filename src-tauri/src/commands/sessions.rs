@@ -60,15 +60,16 @@ pub async fn session_open<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64) 
     let snapshot = blocking(&app, move |state| {
         let id = SessionId(id);
         let detail = state.sessions.with_store(|s| s.session(id))?.ok_or(SessionError::Store(StoreError::NoSuchSession(id)))?;
-        let mut paths = Vec::new();
+        let mut files = Vec::new();
         let mut names = Vec::new();
         for image in &detail.images {
-            if let Some(path) = state.sessions.with_store(|s| s.image_path(&image.sha256))? {
-                paths.push(path);
+            let path = state.sessions.with_store(|s| s.image_path(&image.sha256))?;
+            if let (Some(path), Some(bytes)) = (path, state.sessions.with_store(|s| s.image_bytes(&image.sha256))?) {
+                files.push((path, bytes));
                 names.push(image.tags.get("file_name").and_then(|n| n.as_str()).unwrap_or("image").to_string());
             }
         }
-        if !paths.is_empty() && !state.reading.open_stored(&paths, names) {
+        if !files.is_empty() && !state.reading.open_stored(files, names) {
             // The session still opens (notes and report are there); the image area says why.
             tracing::warn!("the stored images of session {id} could not be opened");
         }
@@ -136,6 +137,28 @@ pub async fn session_delete<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64
     .await?;
     let _ = app.emit(SESSIONS_CHANGED, ());
     Ok(())
+}
+
+/// The clinician's answer when the store waits for a passphrase (no system
+/// keyring): the passphrase of an encrypted store, a new passphrase for a new
+/// store, or (`passphrase: null`, new stores only) the choice to keep
+/// sessions unencrypted. Returns the store's state; the reason is in it when
+/// the answer did not open the store.
+#[tauri::command]
+pub async fn store_unlock<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphrase: Option<String>) -> Result<StoreStatus, CommandError> {
+    let status = blocking(&app, move |state| {
+        let source = match passphrase {
+            Some(p) => crate::store_key::KeySource::Passphrase(zeroize::Zeroizing::new(p)),
+            None => crate::store_key::KeySource::Unencrypted,
+        };
+        if let Err(reason) = state.sessions.unlock(source) {
+            tracing::warn!("the sessions store was not unlocked: {reason}");
+        }
+        Ok(state.sessions.status())
+    })
+    .await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(status)
 }
 
 /// The clinician has read the store's notice (a restored backup).

@@ -75,7 +75,7 @@ fn capabilities_grant_nothing_beyond_the_apps_commands() {
 
 fn invoke(cmd: &str) -> Result<serde_json::Value, serde_json::Value> {
     let tmp = tempfile::tempdir().unwrap();
-    let sessions = std::sync::Arc::new(crate::session::Sessions::open(tmp.path()));
+    let sessions = std::sync::Arc::new(crate::session::Sessions::open_with(tmp.path(), crate::store_key::KeySource::Unencrypted));
     let state = AppState {
         data_dir: DataDir::prepare(Some(tmp.path())).unwrap(),
         reading: Default::default(),

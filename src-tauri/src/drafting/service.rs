@@ -329,7 +329,10 @@ fn replay_image(sessions: &Sessions, session: SessionId, draft: &Draft) -> Resul
     let Some(image) = detail.images.first() else { return Ok(None) };
     let gone = || ServiceError::ImageGone(draft.id.0);
     let path = sessions.with_store(|s| s.image_path(&image.sha256))?.ok_or_else(gone)?;
-    let study = imaging::open(&path).map_err(|_| gone())?;
+    // A file gone or damaged is the same to a re-run: the original is not there.
+    let bytes = sessions.with_store(|s| s.image_bytes(&image.sha256)).ok().flatten().ok_or_else(gone)?;
+    let opened = imaging::open_bytes(&path, &bytes).map_err(|_| gone())?;
+    let study = imaging::Study { source: path, images: vec![opened] };
     Ok(Some(model_input(&study, 0)?))
 }
 

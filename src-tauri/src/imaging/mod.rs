@@ -54,10 +54,16 @@ pub fn open(path: &Path) -> Result<Study, ImagingError> {
 /// Opens one file, whatever its extension says: the content decides.
 pub fn open_file(path: &Path) -> Result<Image, ImagingError> {
     let bytes = std::fs::read(path).map_err(|source| ImagingError::Io { path: path.to_path_buf(), source })?;
+    open_bytes(path, &bytes)
+}
+
+/// Opens one file's bytes, read already (the store's copy of an image, opened
+/// from its sealed file); `path` names it in messages.
+pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return raster::open(path, &bytes);
+        return raster::open(path, bytes);
     }
-    dicom::open(path, &bytes)
+    dicom::open(path, bytes)
 }
 
 /// Every DICOM image in a folder (and its subfolders), grouped by series and

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::MAIN_DB;
+use rusqlite::Connection;
 
+use super::at_rest::StoreKey;
 use super::images::create_private_dir;
 use super::{timestamp, Store, StoreError, FILE_NAME};
 
@@ -53,7 +54,17 @@ impl Store {
     /// Opens the store; if it is damaged (not a database, or its integrity
     /// check fails), moves it aside and restores the newest good backup.
     pub fn open_or_recover(data_dir: &Path) -> Result<(Store, Option<Recovery>), StoreError> {
-        let problems = match Store::open(data_dir) {
+        Store::open_or_recover_with(data_dir, None)
+    }
+
+    /// `open_or_recover` for a store encrypted with `key` (checked by the
+    /// caller: with a wrong key every store would look damaged). Backups are
+    /// encrypted with the same key.
+    pub fn open_or_recover_with(
+        data_dir: &Path,
+        key: Option<&StoreKey>,
+    ) -> Result<(Store, Option<Recovery>), StoreError> {
+        let problems = match Store::open_with(data_dir, key) {
             Ok(store) => match store.integrity_check() {
                 Ok(()) => return Ok((store, None)),
                 Err(problems) => problems,
@@ -72,7 +83,7 @@ impl Store {
             if std::fs::copy(&backup, data_dir.join(FILE_NAME)).is_err() {
                 continue;
             }
-            match Store::open(data_dir) {
+            match Store::open_with(data_dir, key) {
                 Ok(store) if store.integrity_check().is_ok() => {
                     return Ok((
                         store,
@@ -91,7 +102,7 @@ impl Store {
                 }
             }
         }
-        let store = Store::open(data_dir)?;
+        let store = Store::open_with(data_dir, key)?;
         Ok((
             store,
             Some(Recovery {
@@ -126,14 +137,27 @@ impl Store {
         let _ = std::fs::remove_file(&tmp);
         super::create_private_file(&tmp).map_err(super::images::io_error)?;
         let result = self
-            .conn
-            .backup(MAIN_DB, &tmp, None)
+            .copy_into(&tmp)
             .map_err(StoreError::from)
             .and_then(|()| std::fs::rename(&tmp, target).map_err(super::images::io_error));
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+}
+
+impl Store {
+    /// SQLite's online backup into the file at `tmp`, keyed like the store
+    /// (SQLCipher copies pages only between databases with the same key).
+    fn copy_into(&self, tmp: &Path) -> rusqlite::Result<()> {
+        let mut dst = Connection::open(tmp)?;
+        if let Some(key) = &self.key {
+            super::at_rest::key_connection(&dst, key)?;
+        }
+        let backup = rusqlite::backup::Backup::new(&self.conn, &mut dst)?;
+        backup.run_to_completion(256, std::time::Duration::ZERO, None)?;
+        Ok(())
     }
 }
 

@@ -17,8 +17,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::images::relative_path;
-use super::model_inputs;
+use super::images::stored_path;
 use crate::digest::{is_sha256, sha256_hex};
 use crate::model_input_png;
 use super::sessions::{audit, insert_draft};
@@ -136,10 +135,11 @@ impl Store {
         let mut images = Vec::with_capacity(detail.images.len());
         for image in &detail.images {
             let path = self.data_dir.join(&image.stored_path);
-            let bytes = std::fs::read(&path).map_err(|e| BundleError::Read {
+            let file = std::fs::read(&path).map_err(|e| BundleError::Read {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?;
+            let bytes = self.unseal(&path, file, &image.sha256)?;
             images.push(BundleImage {
                 sha256: image.sha256.clone(),
                 tags: image.tags.clone(),
@@ -151,11 +151,8 @@ impl Store {
         let named: BTreeSet<&String> = detail.drafts.iter().filter_map(|d| d.draft.model_input_sha256.as_ref()).collect();
         for sha in named {
             // Drafts made before these images were kept have none to carry.
-            let Some(path) = self.model_input_path(sha) else { continue };
-            match std::fs::read(&path) {
-                Ok(bytes) => model_inputs.push(BundleModelInput { sha256: sha.clone(), data: base64::engine::general_purpose::STANDARD.encode(bytes) }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(BundleError::Read { path: path.display().to_string(), reason: e.to_string() }),
+            if let Some((_, bytes)) = self.model_input_png(sha)? {
+                model_inputs.push(BundleModelInput { sha256: sha.clone(), data: base64::engine::general_purpose::STANDARD.encode(bytes) });
             }
         }
         let version_of: BTreeMap<i64, i64> =
@@ -265,12 +262,11 @@ impl Store {
         let result = (|| -> Result<SessionId, StoreError> {
             for (sha, bytes) in &images {
                 if self.write_image_file(sha, bytes)? {
-                    written.push(relative_path(sha));
+                    written.push(stored_path(self.key.as_ref(), sha));
                 }
             }
             for (sha, png) in &model_inputs {
-                let at = model_inputs::relative_path(sha);
-                if self.write_content_file(&at, png)? {
+                if let Some(at) = self.write_model_input_png(sha, png)? {
                     written.push(at);
                 }
             }
@@ -317,7 +313,7 @@ impl Store {
                 params![
                     sha,
                     bytes.len() as i64,
-                    relative_path(sha).to_string_lossy(),
+                    stored_path(self.key.as_ref(), sha).to_string_lossy(),
                     image.tags.to_string(),
                     image.model_input_sha256
                 ],

@@ -3,6 +3,10 @@
 //! of sessions show it. The file is written (synced) and renamed into place
 //! before the row that points to it is committed, so a crash leaves at worst
 //! an unreferenced file, never a row without its bytes.
+//!
+//! In an encrypted store the file is sealed (`at_rest`) and named by a keyed
+//! hash of the sha256 instead, so neither its bytes nor its name tell which
+//! image it is; the row records where it is either way.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
+use super::at_rest::StoreKey;
 use super::sessions::{audit, touch};
 use super::{timestamp, SessionId, Store, StoreError};
 use crate::digest::sha256_hex;
@@ -18,9 +23,20 @@ use crate::digest::sha256_hex;
 pub const IMAGES_DIR: &str = "images";
 
 
-/// Where the bytes of `sha256` live, relative to the data folder.
+/// Where the bytes of `sha256` live, relative to the data folder, in a plain store.
 pub fn relative_path(sha256: &str) -> PathBuf {
     Path::new(IMAGES_DIR).join(&sha256[..2]).join(sha256)
+}
+
+/// Where the bytes of `sha256` live in a store with `key` (or a plain one).
+pub(super) fn stored_path(key: Option<&StoreKey>, sha256: &str) -> PathBuf {
+    match key {
+        Some(key) => {
+            let name = key.file_name(sha256);
+            Path::new(IMAGES_DIR).join(&name[..2]).join(name)
+        }
+        None => relative_path(sha256),
+    }
 }
 
 impl Store {
@@ -38,7 +54,7 @@ impl Store {
         let result = self.link_image(id, &sha, bytes.len(), tags);
         if result.is_err() && written {
             // Nothing points to the new file: take it back so a failed save changes nothing.
-            let _ = std::fs::remove_file(self.data_dir.join(relative_path(&sha)));
+            let _ = std::fs::remove_file(self.data_dir.join(stored_path(self.key.as_ref(), &sha)));
         }
         result.map(|()| sha)
     }
@@ -59,7 +75,7 @@ impl Store {
             params![
                 sha,
                 size as i64,
-                relative_path(sha).to_string_lossy(),
+                stored_path(self.key.as_ref(), sha).to_string_lossy(),
                 tags.to_string()
             ],
         )?;
@@ -83,7 +99,8 @@ impl Store {
         Ok(())
     }
 
-    /// The absolute path of a kept image's bytes, if the store knows the image.
+    /// The absolute path of a kept image's file, if the store knows the image
+    /// (in an encrypted store the file is sealed: read it with `image_bytes`).
     pub fn image_path(&self, sha256: &str) -> Result<Option<PathBuf>, StoreError> {
         let stored: Option<String> = self
             .conn
@@ -96,10 +113,48 @@ impl Store {
         Ok(stored.map(|p| self.data_dir.join(p)))
     }
 
-    /// Writes the bytes under their hash unless they are there already.
-    /// Returns whether a new file was written.
+    /// The original bytes of a kept image, checked against their hash; `None`
+    /// when the store does not know the image.
+    pub fn image_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(path) = self.image_path(sha256)? else { return Ok(None) };
+        let file = std::fs::read(&path).map_err(|e| StoreError::DamagedFile { path: path.clone(), reason: e.to_string() })?;
+        self.unseal(&path, file, sha256).map(Some)
+    }
+
+    /// The plaintext of a kept file whose plaintext hashes to `sha256`: opened
+    /// with the store's key when the store is encrypted, and checked.
+    pub(super) fn unseal(&self, path: &Path, file: Vec<u8>, sha256: &str) -> Result<Vec<u8>, StoreError> {
+        let damaged = |reason: String| StoreError::DamagedFile { path: path.to_path_buf(), reason };
+        let plain = match &self.key {
+            Some(key) => key.open(&file, sha256).map_err(|e| damaged(e.to_string()))?,
+            None => file,
+        };
+        if sha256_hex(&plain) != sha256 {
+            return Err(damaged("its bytes do not match the hash the store recorded".into()));
+        }
+        Ok(plain)
+    }
+
+    /// Writes the bytes under their hash unless they are there already
+    /// (sealed in an encrypted store). Returns whether a new file was written.
     pub(super) fn write_image_file(&self, sha: &str, bytes: &[u8]) -> Result<bool, StoreError> {
-        self.write_content_file(&relative_path(sha), bytes)
+        self.write_kept_file(&stored_path(self.key.as_ref(), sha), bytes, sha)
+    }
+
+    /// Writes `bytes` (whose hash is `sha`) at `relative`, sealed when the
+    /// store is encrypted.
+    pub(super) fn write_kept_file(&self, relative: &Path, bytes: &[u8], sha: &str) -> Result<bool, StoreError> {
+        match &self.key {
+            Some(key) => {
+                // The sealed length is fixed, so a file already there is not sealed again.
+                let target = self.data_dir.join(relative);
+                if std::fs::metadata(&target).is_ok_and(|m| m.len() == StoreKey::sealed_len(bytes.len()) as u64) {
+                    return Ok(false);
+                }
+                self.write_content_file(relative, &key.seal(bytes, sha))
+            }
+            None => self.write_content_file(relative, bytes),
+        }
     }
 
     /// Writes content-addressed bytes at `relative` (inside the data folder)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
+pub mod at_rest;
 mod backup;
 mod bundle;
 mod images;
@@ -79,20 +80,32 @@ impl From<rusqlite::Error> for StoreError {
 pub struct Store {
     conn: Connection,
     data_dir: PathBuf,
+    /// The secret of an encrypted store (`None`: a plain SQLite file and plain files).
+    key: Option<at_rest::StoreKey>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("data_dir", &self.data_dir)
+            .field("encrypted", &self.key.is_some())
             .finish()
     }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `data_dir` and brings its schema
-    /// up to date. A store from a newer app version is refused unchanged.
+    /// Opens (creating if needed) a plain (unencrypted) store in `data_dir`
+    /// and brings its schema up to date. A store from a newer app version is
+    /// refused unchanged.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(data_dir, None)
+    }
+
+    /// Opens (creating if needed) the store in `data_dir`, encrypted with
+    /// `key` when one is given. The caller has checked the key against the
+    /// data folder's record (`store_key`): a store that does not open with a
+    /// checked key is damaged, not locked.
+    pub fn open_with(data_dir: &Path, key: Option<&at_rest::StoreKey>) -> Result<Store, StoreError> {
         let path = data_dir.join(FILE_NAME);
         create_private_file(&path).map_err(|e| StoreError::Open {
             path: path.clone(),
@@ -103,6 +116,9 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn =
             Connection::open_with_flags(&path, flags).map_err(|e| open_error(&path, e))?;
+        if let Some(key) = key {
+            at_rest::key_connection(&conn, key).map_err(|e| open_error(&path, e))?;
+        }
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| open_error(&path, e))?;
         configure(&conn, &path)?;
@@ -128,7 +144,13 @@ impl Store {
         Ok(Store {
             conn,
             data_dir: data_dir.to_path_buf(),
+            key: key.cloned(),
         })
+    }
+
+    /// Whether the store and the files beside it are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.key.is_some()
     }
 
     /// The store's file.

@@ -75,6 +75,11 @@ export interface StoreStatus {
   problem: string | null;
   notice: string | null;
   lastError: string | null;
+  /** How the store is protected at rest, in words (once it is open). */
+  protection?: string | null;
+  encrypted?: boolean;
+  /** The store waits for a passphrase: "new" (set one, or keep it unencrypted) or "existing". */
+  passphrase?: "new" | "existing" | null;
 }
 
 export interface SessionState {
@@ -95,6 +100,15 @@ export const exportReport = (sessionId: number, format: "markdown" | "fhir" | "p
 export const signReport = (id: number, status: "preliminary" | "final") => call<Report>("session_sign", { id, status });
 export const deleteSession = (id: number) => call<void>("session_delete", { id });
 export const dismissStoreNotice = () => call<void>("dismiss_store_notice");
+/** A passphrase for the store, or `null`: keep a new store unencrypted. */
+export const unlockStore = (passphrase: string | null) => call<StoreStatus>("store_unlock", { passphrase });
+
+/** Why a new passphrase cannot be used yet, or null when it can. */
+export function newPassphraseProblem(passphrase: string, repeated: string, minChars = 8): string | null {
+  if ([...passphrase].length < minChars) return `Use at least ${minChars} characters.`;
+  if (passphrase !== repeated) return "The two passphrases are not the same.";
+  return null;
+}
 
 export function onSessionsChanged(cb: () => void): Promise<UnlistenFn> {
   return listen("sessions-changed", () => cb());

@@ -9,6 +9,11 @@ use super::*;
 use crate::session::OpenedStudy;
 use crate::store::SessionDetail;
 
+/// The drafting service on an encrypted store (a passphrase, as without a keyring).
+fn encrypted() -> crate::store_key::KeySource {
+    crate::store_key::KeySource::Passphrase(zeroize::Zeroizing::new("drafting tests passphrase".into()))
+}
+
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny-gemma3").join(rel)
 }
@@ -119,7 +124,7 @@ fn the_window_and_the_command_line_give_the_same_draft() {
     let notes = Notes { indication: "cough for two weeks".into(), history: "smoker".into(), comparison: String::new(), free_text: String::new() };
 
     // The window: the study on screen, its session with the notes, Draft pressed.
-    let sessions = Arc::new(Sessions::open(data));
+    let sessions = Arc::new(Sessions::open_with(data, crate::store_key::KeySource::Unencrypted));
     let service = Service::new(data, sessions.clone());
     let reading = Reading::default();
     assert!(reading.open(std::slice::from_ref(&image)));
@@ -178,11 +183,14 @@ fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
     }
     let (data_arg, model_arg) = (data.display().to_string(), model.display().to_string());
     let image = fixture("images/grey.png").display().to_string();
+    // The command line in this process: its new store is made unencrypted by choice.
+    std::fs::create_dir_all(&data).unwrap();
+    crate::store_key::unlock(&data, &crate::store_key::KeySource::Unencrypted).unwrap();
     let code = crate::cli::run([
         "medgemma-desk", "--data-dir", &data_arg, "draft", "--model", &model_arg, "--image", &image, "--indication", "cough",
     ]);
     assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let sessions = Sessions::open(&data);
+    let sessions = Sessions::open_with(&data, crate::store_key::KeySource::Auto);
     let session = sessions.with_store(|s| s.find_sessions("", 10)).unwrap().sessions[0].id;
     let first = drafts(&sessions, session).drafts.pop().expect("the draft was kept");
     // The record holds what a re-run needs.
@@ -196,6 +204,9 @@ fn a_draft_is_re_run_from_its_record_and_another_model_file_is_refused() {
 
     // The same model file on the same device: the same tokens, kept beside it with the verdict.
     let id = first.id.0.to_string();
+    // The command line in this process: its new store is made unencrypted by choice.
+    std::fs::create_dir_all(&data).unwrap();
+    crate::store_key::unlock(&data, &crate::store_key::KeySource::Unencrypted).unwrap();
     let code = crate::cli::run(["medgemma-desk", "--data-dir", &data_arg, "draft", "--rerun", &id, "--model", &model_arg]);
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     let after = drafts(&sessions, session).drafts;
@@ -253,7 +264,7 @@ fn the_window_re_runs_a_follow_up_with_its_conversation() {
     let data = tmp.path();
     std::fs::create_dir_all(data.join(MODELS_DIR)).unwrap();
     std::os::unix::fs::symlink(fixture("model"), data.join(MODELS_DIR).join("tiny-gemma3")).unwrap();
-    let sessions = Arc::new(Sessions::open(data));
+    let sessions = Arc::new(Sessions::open_with(data, encrypted()));
     let service = Service::new(data, sessions.clone());
     let reading = Reading::default();
     assert!(reading.open(&[fixture("images/grey.png")]));
@@ -312,7 +323,7 @@ fn what_the_model_saw_is_the_drafting_models_input_for_gguf_and_folders() {
         let models = tmp.path().join(MODELS_DIR);
         std::fs::create_dir_all(&models).unwrap();
         install(&models);
-        let service = Service::new(tmp.path(), Arc::new(Sessions::open(tmp.path())));
+        let service = Service::new(tmp.path(), Arc::new(Sessions::open_with(tmp.path(), encrypted())));
         let reading = Reading::default();
         assert!(reading.open(std::slice::from_ref(&image)));
         service.model_view(&reading).unwrap().dimensions()
