@@ -152,6 +152,38 @@ impl Sessions {
         result
     }
 
+    /// Encrypts the open store if it is not encrypted, with a key from
+    /// `source` (the keyring, or a passphrase). On failure the store is as it
+    /// was and stays open.
+    pub fn encrypt(&self, source: KeySource) -> Result<(), String> {
+        let Some(data_dir) = &self.data_dir else { return Err("there is no data folder".into()) };
+        let mut guard = lock(&self.store);
+        let store = match std::mem::replace(&mut *guard, Err("the sessions store is being encrypted".into())) {
+            Ok(store) => store,
+            Err(reason) => {
+                *guard = Err(reason.clone());
+                return Err(reason);
+            }
+        };
+        match store_key::encrypt_store(store, data_dir, &source) {
+            Ok((store, protection)) => {
+                *guard = Ok(store);
+                *lock(&self.protection) = Some(protection);
+                Ok(())
+            }
+            Err((store, reason)) => {
+                // The plain store is whole: given back, or opened again.
+                *guard = match store {
+                    Some(store) => Ok(store),
+                    None => Store::open_with(data_dir, None).map_err(|e| e.to_string()),
+                };
+                drop(guard);
+                *lock(&self.last_error) = Some(reason.clone());
+                Err(reason)
+            }
+        }
+    }
+
     /// A service with no store (for tests of everything else).
     pub fn unavailable(reason: &str) -> Sessions {
         Sessions {

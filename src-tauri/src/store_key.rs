@@ -181,6 +181,13 @@ struct Record {
 pub fn unlock(data_dir: &Path, source: &KeySource) -> Result<Unlocked, KeyError> {
     let record_path = data_dir.join(RECORD_FILE);
     match read_record(&record_path)? {
+        // An encrypted store's record beside a plain store: encrypting it was
+        // cut short before the encrypted copy took the store's name, so the
+        // plain store is the whole truth. The record goes; the store is older.
+        Some(record) if record.mode != Mode::None && plain_sqlite_header(&data_dir.join(FILE_NAME)) => {
+            remove_record(&record_path)?;
+            Ok(Unlocked { key: None, protection: Protection::UnencryptedOlder })
+        }
         Some(record) => open_existing(data_dir, &record_path, &record, source),
         None if store_exists(data_dir) => older_store(data_dir, &record_path),
         None => create(data_dir, &record_path, source),
@@ -198,6 +205,44 @@ pub fn open_store(
         None => e.to_string(),
     })?;
     crate::store::Store::open_or_recover_with(data_dir, unlocked.key.as_ref()).map_err(|e| e.to_string())
+}
+
+/// Encrypts an open plain store (older, or unencrypted by choice) with a new
+/// key from `source`: the keyring (`Auto`) or a passphrase. The record is
+/// written first; until the encrypted copy takes the store's name the plain
+/// store stays whole and `unlock` treats the record as stale.
+pub fn encrypt_store(
+    store: crate::store::Store,
+    data_dir: &Path,
+    source: &KeySource,
+) -> Result<(crate::store::Store, Protection), (Option<crate::store::Store>, String)> {
+    if store.is_encrypted() {
+        return Err((Some(store), "the sessions store is encrypted already".into()));
+    }
+    if matches!(source, KeySource::Unencrypted) {
+        return Err((Some(store), "choose the keyring or a passphrase to encrypt the sessions store".into()));
+    }
+    let record_path = data_dir.join(RECORD_FILE);
+    let unlocked = match create(data_dir, &record_path, source) {
+        Ok(unlocked) => unlocked,
+        Err(e) => return Err((Some(store), e.to_string())),
+    };
+    let Some(key) = unlocked.key else { return Err((Some(store), "no key was made".into())) };
+    match store.encrypt(&key) {
+        Ok(store) => Ok((store, unlocked.protection)),
+        Err(e) => {
+            let _ = remove_record(&record_path);
+            Err((None, format!("the sessions store was not encrypted and is as it was: {e}")))
+        }
+    }
+}
+
+fn remove_record(path: &Path) -> Result<(), KeyError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(KeyError::Write(e.to_string())),
+    }
 }
 
 fn open_existing(data_dir: &Path, record_path: &Path, record: &Record, source: &KeySource) -> Result<Unlocked, KeyError> {

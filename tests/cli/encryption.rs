@@ -49,3 +49,26 @@ fn drafts_are_kept_encrypted_and_a_wrong_passphrase_changes_nothing() {
     assert!(stderr(&none).contains("encrypted with a passphrase") && stderr(&none).contains(PASSPHRASE_ENV), "{}", stderr(&none));
     assert_eq!(files(tmp.path()), before, "a refused passphrase changed the data folder");
 }
+
+#[test]
+fn sessions_encrypt_encrypts_a_store_kept_unencrypted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let (model, image) = (fixture("model"), fixture("images/grey.png"));
+    let note = "Patient ZELDA QUIMBY, fell from a ladder";
+    let plain = [(medgemma_desk::store_key::UNENCRYPTED_ENV, "1")];
+    let out = medgemma_desk_with(&["draft", "--model", &model, "--image", &image, "--indication", note, "--max-tokens", "8", "--data-dir", dir], &plain);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!files_holding(tmp.path(), "ZELDA QUIMBY").is_empty(), "the control: kept unencrypted, the note is readable");
+
+    let right = [(PASSPHRASE_ENV, "correct horse battery")];
+    let out = medgemma_desk_with(&["sessions", "encrypt", "--data-dir", dir], &right);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "1 sessions: Encrypted (passphrase)");
+    assert_eq!(files_holding(tmp.path(), "ZELDA QUIMBY"), Vec::<PathBuf>::new(), "the note is readable after encrypting");
+    let locked = medgemma_desk_with(&["sessions", "list", "--data-dir", dir], &[]);
+    assert_eq!(locked.status.code(), Some(1), "{}", stderr(&locked));
+    let shown = medgemma_desk_with(&["sessions", "show", "1", "--json", "--data-dir", dir], &right);
+    let shown: serde_json::Value = serde_json::from_str(stdout(&shown).trim()).unwrap();
+    assert_eq!(shown["notes"]["indication"], note);
+}

@@ -90,3 +90,32 @@ async fn without_a_keyring_the_window_asks_for_a_passphrase_and_keeps_sessions_e
     assert_nothing_readable(app.data_dir.path(), &[&name, &id, "Fell from a ladder on Tuesday"]);
     app.quit().await;
 }
+
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn an_unencrypted_store_is_encrypted_from_the_status_line_with_the_keyring() {
+    let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let (name, _) = patient_of(&cr);
+    // Kept unencrypted by choice (as a store from before encryption would be).
+    let plain = vec![("MEDGEMMA_DESK_UNENCRYPTED".to_string(), "1".to_string())];
+    let app = App::launch_env(tempfile::tempdir().unwrap(), &[cr.to_str().unwrap()], &plain).await;
+    app.wait_for_count("[data-testid=session-item]", 1).await;
+    app.type_into("[data-testid=notes-indication]", "Fell from a ladder on Tuesday").await;
+    app.wait_for_text("[data-testid=notes-save-state]", "Saved").await;
+    app.wait_for_text("[data-testid=store-protection]", "Not encrypted (chosen)").await;
+    assert!(!files_holding(app.data_dir.path(), "Fell from a ladder on Tuesday").is_empty(), "the control: readable before");
+
+    app.click("[data-testid=store-encrypt]").await;
+    app.wait_for_text("[data-testid=store-protection]", "Encrypted (key in the system keyring)").await;
+    app.wait_for_count("[data-testid=store-encrypt]", 0).await;
+    app.wait_for_count("[data-testid=session-item]", 1).await;
+    assert_nothing_readable(app.data_dir.path(), &[&name, "Fell from a ladder on Tuesday"]);
+
+    // The next start opens it with the keyring's key, with nothing asked.
+    let app = app.restart().await;
+    app.wait_for_text("[data-testid=store-protection]", "Encrypted (key in the system keyring)").await;
+    app.click("[data-testid=session-item]").await;
+    app.wait_for_text("[data-testid=image-details]", "1760 × 1760").await;
+    assert_eq!(app.value_of("[data-testid=notes-indication]").await, "Fell from a ladder on Tuesday");
+    app.quit().await;
+}

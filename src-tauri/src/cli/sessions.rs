@@ -55,6 +55,10 @@ enum Action {
         /// The bundle file.
         file: PathBuf,
     },
+    /// Encrypt a store that is not encrypted (made by an older version, or kept
+    /// unencrypted by choice): its key goes to the system keyring, or comes
+    /// from MEDGEMMA_DESK_PASSPHRASE / MEDGEMMA_DESK_PASSPHRASE_FILE.
+    Encrypt,
     /// Delete a session and everything kept for it. This cannot be undone.
     Delete {
         /// The session's number (see `sessions list`).
@@ -70,6 +74,13 @@ pub fn run(args: SessionsArgs, data_dir: Option<&Path>) -> Result<(), String> {
         eprintln!("medgemma-desk: {}", recovery.message());
     }
     match args.action {
+        Action::Encrypt => {
+            let (store, protection) =
+                crate::store_key::encrypt_store(store, data_dir.path(), &source).map_err(|(_, reason)| reason)?;
+            let sessions = store.find_sessions("", 1).map_err(|e| e.to_string())?.total;
+            println!("{sessions} sessions: {}", protection.describe());
+            Ok(())
+        }
         Action::List { json } => {
             print_list(&store.list_sessions().map_err(|e| e.to_string())?, json)
         }

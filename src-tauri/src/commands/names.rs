@@ -16,6 +16,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "session_delete",
     "dismiss_store_notice",
     "store_unlock",
+    "store_encrypt",
     "drafting_state",
     "draft_start",
     "draft_stop",

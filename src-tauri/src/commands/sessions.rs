@@ -161,6 +161,26 @@ pub async fn store_unlock<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphras
     Ok(status)
 }
 
+/// "Encrypt" on the status line of a store that is not encrypted: with a key
+/// in the system keyring, or (`passphrase`) with a passphrase. Returns the
+/// store's state; the reason is in `lastError` when it was not encrypted.
+#[tauri::command]
+pub async fn store_encrypt<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphrase: Option<String>) -> Result<StoreStatus, CommandError> {
+    let status = blocking(&app, move |state| {
+        let source = match passphrase {
+            Some(p) => crate::store_key::KeySource::Passphrase(zeroize::Zeroizing::new(p)),
+            None => crate::store_key::KeySource::Auto,
+        };
+        if let Err(reason) = state.sessions.encrypt(source) {
+            tracing::warn!("the sessions store was not encrypted: {reason}");
+        }
+        Ok(state.sessions.status())
+    })
+    .await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(status)
+}
+
 /// The clinician has read the store's notice (a restored backup).
 #[tauri::command]
 pub fn dismiss_store_notice(state: tauri::State<'_, AppState>) {

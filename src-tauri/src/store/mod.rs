@@ -9,6 +9,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 pub mod at_rest;
 mod backup;
 mod bundle;
+mod encrypt;
 mod images;
 mod model_inputs;
 mod reports;

@@ -170,3 +170,58 @@ fn the_keyring_keeps_a_new_stores_key_and_its_loss_changes_nothing() {
     assert!(err.to_string().contains("nothing was changed"), "{err}");
     assert_eq!(files(tmp.path()), before, "not one byte of the data folder changed");
 }
+
+#[test]
+fn a_plain_store_is_encrypted_in_place_and_nothing_plain_is_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(tmp.path()).unwrap();
+    patient_session(&mut store);
+    let before = store.session(crate::store::SessionId(1)).unwrap().unwrap();
+    assert!(!found_in(tmp.path(), NAME).is_empty(), "the control: a plain store is readable");
+    let plain_backups = crate::store::backups(tmp.path());
+    assert_eq!(plain_backups.len(), 1);
+
+    // Older store: unlock says so; encrypting needs a key source.
+    assert_eq!(unlock(tmp.path(), &KeySource::Auto).unwrap().protection, Protection::UnencryptedOlder);
+    let (store, kept) = match encrypt_store(store, tmp.path(), &KeySource::Unencrypted) {
+        Err((Some(store), reason)) => (store, reason),
+        other => panic!("expected a refusal with the store kept: {:?}", other.map(|(_, p)| p).map_err(|(_, r)| r)),
+    };
+    assert!(kept.contains("choose the keyring or a passphrase"), "{kept}");
+    let (store, protection) = encrypt_store(store, tmp.path(), &pass("correct horse battery")).map_err(|(_, r)| r).unwrap();
+    assert_eq!(protection, Protection::Passphrase);
+    assert!(store.is_encrypted());
+    assert_eq!(store.integrity_check(), Ok(()));
+    let after = store.session(crate::store::SessionId(1)).unwrap().unwrap();
+    assert_eq!((after.notes.clone(), after.drafts.len(), after.reports.len()), (before.notes.clone(), before.drafts.len(), before.reports.len()));
+    let bytes = store.image_bytes(&after.images[0].sha256).unwrap().unwrap();
+    assert!(String::from_utf8(bytes).unwrap().contains(PATIENT_ID));
+    let seen = after.drafts[0].draft.model_input_sha256.clone().unwrap();
+    assert_eq!(store.model_input(&seen).unwrap().unwrap().dimensions(), (8, 8));
+    assert_eq!(store.search(NOTE.split(' ').nth(2).unwrap()).unwrap().len(), 1, "the full-text index came along");
+    drop(store);
+
+    for needle in [NAME, PATIENT_ID, NOTE, "IMPRESSION"] {
+        assert_eq!(found_in(tmp.path(), needle), Vec::<PathBuf>::new(), "{needle:?} is still readable after encrypting");
+    }
+    assert_eq!(crate::store::backups(tmp.path()).len(), 1, "one backup, made again encrypted (the needles above cover its bytes)");
+    let next = unlock(tmp.path(), &pass("correct horse battery")).unwrap();
+    assert_eq!(next.protection, Protection::Passphrase);
+    let reopened = Store::open_or_recover_with(tmp.path(), next.key.as_ref()).unwrap();
+    assert!(reopened.1.is_none(), "no recovery was needed");
+}
+
+#[test]
+fn an_encryption_cut_short_leaves_the_plain_store_in_charge() {
+    let tmp = tempfile::tempdir().unwrap();
+    patient_session(&mut Store::open(tmp.path()).unwrap());
+    // The record was written, the encrypted copy never took the store's name.
+    assert!(unlock(tmp.path(), &KeySource::Auto).is_ok());
+    create(tmp.path(), &tmp.path().join(RECORD_FILE), &pass("correct horse battery")).unwrap();
+    let unlocked = unlock(tmp.path(), &pass("correct horse battery")).unwrap();
+    assert_eq!((unlocked.key.is_none(), unlocked.protection), (true, Protection::UnencryptedOlder));
+    assert!(!tmp.path().join(RECORD_FILE).exists(), "the stale record is gone");
+    let (store, recovery) = Store::open_or_recover_with(tmp.path(), None).unwrap();
+    assert!(recovery.is_none());
+    assert_eq!(store.session(crate::store::SessionId(1)).unwrap().unwrap().notes.indication, NOTE);
+}

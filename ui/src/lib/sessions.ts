@@ -103,6 +103,9 @@ export const dismissStoreNotice = () => call<void>("dismiss_store_notice");
 /** A passphrase for the store, or `null`: keep a new store unencrypted. */
 export const unlockStore = (passphrase: string | null) => call<StoreStatus>("store_unlock", { passphrase });
 
+/** Encrypts a store that is not encrypted, its key in the system keyring (or from `passphrase`). */
+export const encryptStore = (passphrase: string | null = null) => call<StoreStatus>("store_encrypt", { passphrase });
+
 /** Why a new passphrase cannot be used yet, or null when it can. */
 export function newPassphraseProblem(passphrase: string, repeated: string, minChars = 8): string | null {
   if ([...passphrase].length < minChars) return `Use at least ${minChars} characters.`;
