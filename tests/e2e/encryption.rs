@@ -79,6 +79,13 @@ async fn without_a_keyring_the_window_asks_for_a_passphrase_and_keeps_sessions_e
     answer(&app, "Kestrel meadow 43", None).await;
     app.wait_for_text("[data-testid=unlock-message]", "not the one this sessions store was encrypted with").await;
     app.wait_for_count("[data-testid=session-item]", 0).await;
+    // Put off ("Not now": images can be viewed), then asked for again from the status line.
+    app.click("[data-testid=unlock-later]").await;
+    app.wait_for_count("[data-testid=store-unlock]", 0).await;
+    app.wait_for_count("[data-testid=store-unlock-again]", 1).await;
+    app.screenshot("passphrase-put-off").await;
+    app.click("[data-testid=store-unlock-again]").await;
+    app.wait_for_count("[data-testid=store-unlock]", 1).await;
     answer(&app, "Kestrel meadow 42", None).await;
     app.wait_for_count("[data-testid=store-unlock]", 0).await;
     app.wait_for_count("[data-testid=session-item]", 1).await;
