@@ -85,6 +85,11 @@ pub enum KeySource {
 }
 
 impl KeySource {
+    /// The window's answer: a passphrase typed, or `otherwise` when none was.
+    pub fn typed(passphrase: Option<String>, otherwise: KeySource) -> KeySource {
+        passphrase.map_or(otherwise, |p| KeySource::Passphrase(Zeroizing::new(p)))
+    }
+
     /// The CLI's and the app's start: from the environment, else `Auto`.
     pub fn from_env() -> Result<KeySource, KeyError> {
         if let Some(p) = std::env::var_os(PASSPHRASE_ENV) {

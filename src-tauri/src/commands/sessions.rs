@@ -147,10 +147,7 @@ pub async fn session_delete<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64
 #[tauri::command]
 pub async fn store_unlock<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphrase: Option<String>) -> Result<StoreStatus, CommandError> {
     let status = blocking(&app, move |state| {
-        let source = match passphrase {
-            Some(p) => crate::store_key::KeySource::Passphrase(zeroize::Zeroizing::new(p)),
-            None => crate::store_key::KeySource::Unencrypted,
-        };
+        let source = crate::store_key::KeySource::typed(passphrase, crate::store_key::KeySource::Unencrypted);
         if let Err(reason) = state.sessions.unlock(source) {
             tracing::warn!("the sessions store was not unlocked: {reason}");
         }
@@ -167,10 +164,7 @@ pub async fn store_unlock<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphras
 #[tauri::command]
 pub async fn store_encrypt<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphrase: Option<String>) -> Result<StoreStatus, CommandError> {
     let status = blocking(&app, move |state| {
-        let source = match passphrase {
-            Some(p) => crate::store_key::KeySource::Passphrase(zeroize::Zeroizing::new(p)),
-            None => crate::store_key::KeySource::Auto,
-        };
+        let source = crate::store_key::KeySource::typed(passphrase, crate::store_key::KeySource::Auto);
         if let Err(reason) = state.sessions.encrypt(source) {
             tracing::warn!("the sessions store was not encrypted: {reason}");
         }

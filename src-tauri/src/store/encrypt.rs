@@ -14,7 +14,7 @@ use rusqlite::{params, Connection};
 use super::at_rest::{self, StoreKey};
 use super::backup::backups;
 use super::images::{io_error, stored_path};
-use super::{model_inputs, Store, StoreError, FILE_NAME};
+use super::{Store, StoreError, FILE_NAME};
 
 const PARTIAL: &str = ".medgemma-desk.encrypting.sqlite3";
 
@@ -112,7 +112,6 @@ impl Store {
             if let Some(at) = copy.write_model_input_png(&sha, &png)? {
                 sealed.push(self.data_dir.join(at));
             }
-            debug_assert_eq!(plain, self.data_dir.join(model_inputs::relative_path(None, &sha)));
             plain_files.push(plain);
         }
         tx.commit()?;

@@ -42,19 +42,8 @@ impl Store {
     /// returns where, relative to the data folder, when a file was written.
     pub(super) fn write_model_input_png(&self, sha: &str, png: &[u8]) -> Result<Option<PathBuf>, StoreError> {
         let at = relative_path(self.key.as_ref(), sha);
-        let written = match &self.key {
-            Some(key) => {
-                let target = self.data_dir.join(&at);
-                if std::fs::metadata(&target).is_ok_and(|m| m.len() == StoreKey::sealed_len(png.len()) as u64) {
-                    false
-                } else {
-                    // Bound to the pixel hash (a PNG's bytes are checked by decoding).
-                    self.write_content_file(&at, &key.seal(png, sha))?
-                }
-            }
-            None => self.write_content_file(&at, png)?,
-        };
-        Ok(written.then_some(at))
+        // Sealed bound to the pixel hash (a PNG's bytes are checked by decoding).
+        Ok(self.write_kept_file(&at, png, sha)?.then_some(at))
     }
 
     /// The kept model-input PNG of pixel hash `sha256` as stored (opened when
