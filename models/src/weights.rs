@@ -38,6 +38,8 @@ impl Weights {
     /// Opens `model.safetensors`, or every shard named by `model.safetensors.index.json`.
     pub fn open(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let files = safetensors_files(dir)?;
+        // Named in messages; `safetensors_files` never returns an empty list.
+        let first = files.first().cloned().unwrap_or_else(|| dir.to_path_buf());
         let mut names = HashMap::new();
         for file in &files {
             let shape = read_header(file)?;
@@ -50,7 +52,7 @@ impl Weights {
         // Unsafe allowed here: candle maps safetensors files only through it.
         #[allow(unsafe_code)]
         let mapped = unsafe { candle_core::safetensors::MmapedSafetensors::multi(&files) }.map_err(|e| ModelError::BadWeights {
-            path: files[0].clone(),
+            path: first.clone(),
             reason: e.to_string(),
         })?;
         let has = |p: &str| names.keys().any(|k| k.starts_with(p));
@@ -58,7 +60,7 @@ impl Weights {
             .into_iter()
             .find(|p| names.contains_key(&format!("{p}embed_tokens.weight")))
             .ok_or_else(|| ModelError::BadWeights {
-                path: files[0].clone(),
+                path: first.clone(),
                 reason: "it has no token embedding (embed_tokens.weight); is it a Gemma 3 checkpoint?".into(),
             })?
             .to_owned();
@@ -229,7 +231,20 @@ pub fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
         let map = json["weight_map"]
             .as_object()
             .ok_or_else(|| ModelError::BadConfig { path: index.clone(), reason: "no weight_map".into() })?;
-        let mut shards: Vec<String> = map.values().filter_map(Value::as_str).map(str::to_owned).collect();
+        let bad = |reason: String| ModelError::BadConfig { path: index.clone(), reason };
+        let mut shards = Vec::with_capacity(map.len());
+        for (tensor, file) in map {
+            let file = file.as_str().ok_or_else(|| bad(format!("its weight_map gives {tensor} no file name")))?;
+            // A shard is a file beside the index: no absolute path, no "..".
+            let plain = std::path::Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if file.is_empty() || !plain {
+                return Err(bad(format!("its weight_map names {file:?} for {tensor}, which is not a file in the model folder")));
+            }
+            shards.push(file.to_owned());
+        }
+        if shards.is_empty() {
+            return Err(bad("its weight_map names no shard".into()));
+        }
         shards.sort();
         shards.dedup();
         let missing: Vec<&String> = shards.iter().filter(|s| !dir.join(s).is_file()).collect();

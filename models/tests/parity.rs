@@ -312,4 +312,19 @@ fn a_sharded_checkpoint_loads_to_the_same_model() {
     std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
     let err = Model::load(&ModelSource::at(tmp.path()), DeviceChoice::Cpu).err().unwrap().to_string();
     assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
+
+    // An index that names no file for a tensor, a shard outside the folder, or
+    // no shard at all is refused in words (the first was a panic, found by
+    // fuzzing: fuzz/regressions/shard_index/).
+    for (weight_map, says) in [
+        (serde_json::json!({ "language_model.model.embed_tokens.weight": { "total_size": 164096 } }), "gives language_model.model.embed_tokens.weight no file name"),
+        (serde_json::json!({ "a": "../model-00001-of-00002.safetensors" }), "not a file in the model folder"),
+        (serde_json::json!({ "a": "/etc/hostname" }), "not a file in the model folder"),
+        (serde_json::json!({}), "names no shard"),
+    ] {
+        let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
+        std::fs::write(tmp.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+        let err = Model::load(&ModelSource::at(tmp.path()), DeviceChoice::Cpu).err().expect("refused").to_string();
+        assert!(err.contains(says), "{err}");
+    }
 }
