@@ -52,7 +52,7 @@ pub fn dicom(data: &[u8]) {
                 let _ = image.render(frame, None);
             }
         }
-        let _ = imaging::model_input(&study, 0, None);
+        let _ = imaging::model_input(&study, 0, 0, None);
     }
 }
 

@@ -38,6 +38,49 @@ pub struct OpenFailure {
 pub struct StudyView {
     pub source: String,
     pub images: Vec<ImageView>,
+    /// The images grouped by series, in the order they were opened.
+    pub series: Vec<SeriesView>,
+}
+
+/// One series of the study: its images (by their place in `images`, in
+/// instance order) and what a reader needs to tell it from the others.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesView {
+    pub number: Option<i64>,
+    pub description: Option<String>,
+    pub modality: Option<String>,
+    pub images: Vec<usize>,
+    /// Frames in all its images together.
+    pub frames: usize,
+}
+
+/// Groups a study's images by Series Instance UID, keeping the order they
+/// were opened in (a folder is opened in series and instance order); an
+/// image without one (PNG, JPEG, a DICOM file that lacks it) is a series of
+/// its own.
+fn series_of(study: &Study) -> Vec<SeriesView> {
+    let mut series: Vec<(Option<&str>, SeriesView)> = Vec::new();
+    for (i, img) in study.images.iter().enumerate() {
+        let uid = img.tags.series_instance_uid.as_deref();
+        match series.iter_mut().find(|(u, _)| uid.is_some() && *u == uid) {
+            Some((_, s)) => {
+                s.images.push(i);
+                s.frames += img.frames.len();
+            }
+            None => series.push((
+                uid,
+                SeriesView {
+                    number: img.tags.series_number,
+                    description: img.tags.series_description.clone().filter(|d| !d.trim().is_empty()),
+                    modality: img.tags.modality.clone(),
+                    images: vec![i],
+                    frames: img.frames.len(),
+                },
+            )),
+        }
+    }
+    series.into_iter().map(|(_, s)| s).collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -124,7 +167,11 @@ impl Reading {
     pub fn snapshot(&self) -> ReadingSnapshot {
         let s = self.lock();
         ReadingSnapshot {
-            study: s.study.as_ref().map(|st| StudyView { source: st.source.display().to_string(), images: st.images.iter().enumerate().map(|(i, img)| image_view(img, s.names.get(i))).collect() }),
+            study: s.study.as_ref().map(|st| StudyView {
+                source: st.source.display().to_string(),
+                images: st.images.iter().enumerate().map(|(i, img)| image_view(img, s.names.get(i))).collect(),
+                series: series_of(st),
+            }),
             error: s.error.clone(),
             loading: s.loading.clone(),
         }

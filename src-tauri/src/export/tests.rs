@@ -46,6 +46,31 @@ fn tags() -> PatientTags {
     }
 }
 
+/// A session of two images, the draft made from frame 5 of the second: the
+/// provenance says which; a one-image session's says nothing of it.
+#[test]
+fn the_provenance_names_the_image_and_frame_the_model_saw() {
+    let (_d, one) = signed_session();
+    assert!(!markdown(&one).contains("The model saw"), "one single-frame image: nothing to tell apart");
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let id = store.create_session("two views").unwrap();
+    store.add_image(id, b"PA", &json!({ "file_name": "PA.dcm", "frames": 1 })).unwrap();
+    let cine = store.add_image(id, b"cine", &json!({ "file_name": "loop.dcm", "frames": 30 })).unwrap();
+    let draft = NewDraft {
+        model_id: "medgemma-4b-it".into(),
+        text: "FINDINGS: Clear.".into(),
+        views: vec![crate::store::DraftView { image_sha256: cine, position: 1, frame: 4 }],
+        ..one.drafts[0].draft.clone()
+    };
+    let d = store.add_draft(id, &draft).unwrap();
+    store.save_report_from_draft(id, "FINDINGS: Clear.", d).unwrap();
+    store.sign_report(id, SignOff::Final).unwrap();
+    let two = store.session(id).unwrap().unwrap();
+    let md = markdown(&two);
+    assert!(md.contains("The model saw image 2 of 2 (loop.dcm), frame 5 of 30."), "{md}");
+}
+
 #[test]
 fn markdown_has_status_report_and_provenance() {
     let (_d, s) = signed_session();

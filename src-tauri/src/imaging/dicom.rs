@@ -91,6 +91,7 @@ pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
         series_instance_uid: a.text(tags::SERIES_INSTANCE_UID),
         study_instance_uid: a.text(tags::STUDY_INSTANCE_UID),
         instance_number: a.text(tags::INSTANCE_NUMBER).and_then(|t| t.trim().parse().ok()),
+        series_number: a.text(tags::SERIES_NUMBER).and_then(|t| t.trim().parse().ok()),
         rows,
         columns,
         pixel_spacing_mm: spacing.map(|(s, _)| s),

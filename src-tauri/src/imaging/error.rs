@@ -18,8 +18,10 @@ pub enum ImagingError {
     TooLarge { path: PathBuf, rows: u64, columns: u64, frames: u64, limit_mb: u64 },
     #[error("{path} holds no image MedGemma Desk can open")]
     EmptyFolder { path: PathBuf },
-    #[error("frame {frame} does not exist: {path} has {frames} frame(s)")]
+    #[error("frame {} does not exist: {} has {frames} frame(s)", .frame + 1, .path.display())]
     NoSuchFrame { path: PathBuf, frame: usize, frames: usize },
+    #[error("image {} does not exist: {} holds {images} image(s)", .image + 1, .path.display())]
+    NoSuchImage { path: PathBuf, image: usize, images: usize },
 }
 
 impl ImagingError {
@@ -38,6 +40,7 @@ impl ImagingError {
             Self::TooLarge { .. } => "too_large",
             Self::EmptyFolder { .. } => "empty_folder",
             Self::NoSuchFrame { .. } => "no_such_frame",
+            Self::NoSuchImage { .. } => "no_such_image",
         }
     }
 }

@@ -66,8 +66,8 @@ pub fn open_bytes(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
     dicom::open(path, bytes)
 }
 
-/// Every DICOM image in a folder (and its subfolders), grouped by series and
-/// sorted by instance number. Files that are not images are skipped.
+/// Every DICOM image in a folder (and its subfolders), grouped by series (in
+/// series-number order) and sorted by instance number. Files that are not images are skipped.
 fn open_folder(dir: &Path) -> Result<Study, ImagingError> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -88,11 +88,8 @@ fn open_folder(dir: &Path) -> Result<Study, ImagingError> {
         return Err(ImagingError::EmptyFolder { path: dir.to_path_buf() });
     }
     images.sort_by(|a, b| {
-        (a.tags.series_instance_uid.as_deref(), a.tags.instance_number, &a.source).cmp(&(
-            b.tags.series_instance_uid.as_deref(),
-            b.tags.instance_number,
-            &b.source,
-        ))
+        let key = |i: &Image| (i.tags.series_number, i.tags.series_instance_uid.clone(), i.tags.instance_number, i.source.clone());
+        key(a).cmp(&key(b))
     });
     Ok(Study { source: dir.to_path_buf(), images })
 }

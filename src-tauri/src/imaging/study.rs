@@ -54,6 +54,7 @@ pub struct KeyTags {
     #[serde(skip)]
     pub study_instance_uid: Option<String>,
     pub instance_number: Option<i64>,
+    pub series_number: Option<i64>,
     pub rows: u32,
     pub columns: u32,
     /// Row and column spacing in mm, as the file states it: Pixel Spacing,

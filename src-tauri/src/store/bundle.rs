@@ -25,9 +25,11 @@ use super::{timestamp, NewDraft, Notes, SessionId, Store, StoreError};
 
 /// What the file says it is.
 pub const FORMAT: &str = "medgemma-desk-session";
-/// The bundle layout this build writes and reads (2 added `model_inputs`;
-/// version 1 bundles are read as having none).
-pub const FORMAT_VERSION: u32 = 2;
+/// The bundle layout this build writes and reads (2 added `model_inputs`, 3
+/// each draft's `views`: the image and frame its model saw; older bundles
+/// are read as having none, so an older app refuses a newer bundle rather
+/// than drop what it cannot keep).
+pub const FORMAT_VERSION: u32 = 3;
 /// The suffix exported files get.
 pub const EXTENSION: &str = "mgdesk.json";
 
@@ -449,6 +451,11 @@ fn validate(b: &Bundle) -> Result<(Files, Files), String> {
         }
         if d.draft.model_input_sha256.as_ref().is_some_and(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(format!("draft {n}'s model-input hash is not a sha256"));
+        }
+        // The images a draft saw are the bundle's own, at their own places.
+        let seen_here = |v: &crate::store::DraftView| b.images.get(v.position as usize).is_some_and(|i| i.sha256 == v.image_sha256);
+        if d.draft.views.len() > b.images.len() || !d.draft.views.iter().all(seen_here) {
+            return Err(format!("draft {n} names an image the bundle does not hold at that place"));
         }
         if d.draft.prompt_ids.len() > MAX_PROMPT || d.draft.token_ids.len() > MAX_TEXT {
             return Err(format!("draft {n} lists more token ids than a draft can have"));

@@ -24,7 +24,7 @@ pub use model_inputs::MODEL_INPUTS_DIR;
 pub use reports::{SignError, SignOff};
 pub use timestamp::now;
 pub use sessions::{
-    Draft, DraftId, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionPage, SessionStatus,
+    Draft, DraftId, DraftView, ImageRef, NewDraft, Notes, Report, SessionDetail, SessionId, SessionPage, SessionStatus,
     SessionSummary,
 };
 

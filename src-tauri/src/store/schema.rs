@@ -220,8 +220,16 @@ const V7: &str = r#"
 CREATE INDEX drafts_by_model_input ON drafts (model_input_sha256) WHERE model_input_sha256 IS NOT NULL;
 "#;
 
+/// Version 8: which of the session's images, and which frame, each draft's
+/// model saw (a JSON array of `{image_sha256, position, frame}`; empty for a
+/// draft without an image or kept before this, which saw the first image's
+/// first frame).
+const V8: &str = r#"
+ALTER TABLE drafts ADD COLUMN views_json TEXT NOT NULL DEFAULT '[]';
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7), M::up(V8)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -135,6 +135,22 @@ pub struct NewDraft {
     pub rerun_of: Option<i64>,
     #[serde(default)]
     pub rerun_verdict: Option<String>,
+    /// Which of the session's images, and which frame, the model saw (empty:
+    /// no image, or a draft kept before this was recorded, which saw the
+    /// first image's first frame).
+    #[serde(default)]
+    pub views: Vec<DraftView>,
+}
+
+/// An image of the session and the frame of it that a draft's model saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftView {
+    /// The original image's sha256 (as the session keeps it).
+    pub image_sha256: String,
+    /// Its place among the session's images, from 0.
+    pub position: u32,
+    /// The frame of a multi-frame image, from 0.
+    pub frame: u32,
 }
 
 /// A stored draft.
@@ -236,9 +252,9 @@ pub(super) fn insert_draft(
         "INSERT INTO drafts (session_id, created_at, model_id, weights_sha256, quantization, device,
          app_version, prompt, params_json, seed, prompt_tokens, generated_tokens, timings_json,
          stop_reason, text, template, question, error, prompt_ids_json, token_ids_json,
-         model_input_sha256, thinking, rerun_of, rerun_verdict)
+         model_input_sha256, thinking, rerun_of, rerun_verdict, views_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-                 ?19, ?20, ?21, ?22, ?23, ?24)",
+                 ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         params![
         id.0,
         at,
@@ -265,6 +281,7 @@ pub(super) fn insert_draft(
         draft.thinking,
         draft.rerun_of,
         draft.rerun_verdict,
+        serde_json::to_string(&draft.views).unwrap_or_else(|_| "[]".into()),
         ],
     )?;
     Ok(DraftId(tx.last_insert_rowid()))
@@ -505,7 +522,7 @@ impl Store {
             "SELECT id, created_at, model_id, weights_sha256, quantization, device, app_version, prompt,
                  params_json, seed, prompt_tokens, generated_tokens, timings_json, stop_reason, text,
                  template, question, error, prompt_ids_json, token_ids_json, model_input_sha256, thinking,
-                 rerun_of, rerun_verdict
+                 rerun_of, rerun_verdict, views_json
              FROM drafts WHERE session_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id.0], |r| {
@@ -535,6 +552,9 @@ impl Store {
                     thinking: r.get(21)?,
                     rerun_of: r.get(22)?,
                     rerun_verdict: r.get(23)?,
+                    // Written by this code from a typed list; anything else
+                    // (a hand-edited row) reads as "not recorded".
+                    views: serde_json::from_str(&r.get::<_, String>(24)?).unwrap_or_default(),
                 },
             })
         })?;

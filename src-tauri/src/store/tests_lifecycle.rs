@@ -518,14 +518,19 @@ fn schema_4_keeps_every_session_image() {
     assert_eq!(store.integrity_check(), Ok(()));
 }
 
-/// What a re-run needs (token ids, the model-input hash, the thinking) and
-/// the re-run's link to its draft are kept, found by draft id, and carried
-/// by a bundle into a store whose row ids differ.
+/// What a re-run needs (token ids, the model-input hash, the thinking, the
+/// image and frame its model saw) and the re-run's link to its draft are
+/// kept, found by draft id, and carried by a bundle into a store whose row
+/// ids differ; a bundle whose draft names an image it does not hold there is
+/// refused.
 #[test]
 fn a_drafts_record_and_its_re_run_survive_the_store_and_a_bundle() {
     let (_dir, mut store) = store();
     let id = store.create_session("re-run").unwrap();
+    store.add_image(id, b"the PA view", &json!({})).unwrap();
+    let lateral = store.add_image(id, b"the cine loop", &json!({ "frames": 30 })).unwrap();
     let recorded = NewDraft {
+        views: vec![DraftView { image_sha256: lateral.clone(), position: 1, frame: 17 }],
         prompt_ids: vec![2, 105, 9],
         token_ids: vec![7, 8],
         model_input_sha256: Some("c".repeat(64)),
@@ -559,6 +564,16 @@ fn a_drafts_record_and_its_re_run_survive_the_store_and_a_bundle() {
     assert_ne!(imported[0].id, original, "the rows were numbered anew");
     assert_eq!(imported[1].draft.rerun_of, Some(imported[0].id.0), "the re-run points to the imported draft");
     assert_eq!(imported[1].draft.rerun_verdict, rerun.rerun_verdict);
+
+    // A draft that names the other image at that place is refused whole.
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    bundle["drafts"][0]["views"][0]["position"] = json!(0);
+    let altered = out.path().join("altered.mgdesk.json");
+    std::fs::write(&altered, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let before = other.list_sessions().unwrap().len();
+    let err = other.import_session(&altered).unwrap_err();
+    assert!(err.to_string().contains("names an image the bundle does not hold at that place"), "{err}");
+    assert_eq!(other.list_sessions().unwrap().len(), before);
 }
 
 /// What the model saw is kept once per image whatever number of drafts saw

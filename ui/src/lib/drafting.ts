@@ -2,6 +2,7 @@
 // Tauri Channel as typed events, Stop, and the review of a draft.
 import { Channel } from "@tauri-apps/api/core";
 import { call } from "./ipc";
+import type { OnScreen } from "./onscreen.svelte";
 
 export interface Template {
   id: string;
@@ -55,6 +56,8 @@ export interface DraftStart {
   question?: string | null;
   /** The advanced settings the clinician changed; the rest is the template's. */
   sampling?: SamplingChoice | null;
+  /** The image and frame on screen, which the draft is made from. */
+  onScreen?: OnScreen | null;
 }
 
 /** Sampling chosen by hand; a value left out is the template's (greedy by default). */
@@ -79,7 +82,8 @@ export const draftingState = () => call<DraftingState>("drafting_state");
 export const stopDraft = () => call<void>("draft_stop");
 /** PNG bytes of what the model saw: kept with draft `draftId`, or (null, or a
  *  draft that kept none) the image on screen as the drafting model sees it now. */
-export const modelInputImage = (draftId: number | null) => call<ArrayBuffer>("model_input_image", { draftId });
+export const modelInputImage = (draftId: number | null, onScreen: OnScreen | null = null) =>
+  call<ArrayBuffer>("model_input_image", { draftId, onScreen });
 export const reviewDraft = (sessionId: number, draftId: number) => call<Review>("draft_review", { sessionId, draftId });
 
 /** Starts a draft; `onEvent` hears every event until `finished` or `failed`. */
@@ -91,6 +95,7 @@ export function startDraft(args: DraftStart, onEvent: (e: DraftEvent) => void): 
     baseDraftId: args.baseDraftId ?? null,
     question: args.question ?? null,
     sampling: args.sampling ?? null,
+    onScreen: args.onScreen ?? null,
     onEvent: channel,
   });
 }

@@ -53,9 +53,28 @@ export interface ImageView {
   tags: KeyTags;
 }
 
+export interface SeriesView {
+  number: number | null;
+  description: string | null;
+  modality: string | null;
+  /** Places in `StudyView.images`, in instance order. */
+  images: number[];
+  /** Frames in all its images together. */
+  frames: number;
+}
+
 export interface StudyView {
   source: string;
   images: ImageView[];
+  series: SeriesView[];
+}
+
+/** "Series 2 · CR · PA chest": what the series strip calls a series. */
+export function seriesLabel(s: SeriesView, place: number): string {
+  const parts = [s.number !== null ? `Series ${s.number}` : `Series ${place + 1}`];
+  if (s.modality) parts.push(s.modality);
+  if (s.description) parts.push(s.description);
+  return parts.join(" · ");
 }
 
 export interface ReadingSnapshot {

@@ -48,6 +48,31 @@ export interface Draft {
   thinking?: string | null;
   /** sha256 of the pixels the model saw (kept with the draft, at the model's input size). */
   model_input_sha256?: string | null;
+  /** Which of the session's images, and which frame, the model saw (empty: the first image's first frame, or no image). */
+  views?: DraftView[];
+}
+
+export interface DraftView {
+  image_sha256: string;
+  position: number;
+  frame: number;
+}
+
+/**
+ * What a draft's model saw, in words for its meta line: "image 2 of 3
+ * (PA.dcm), frame 5 of 30". Null when the session has one single-frame image
+ * (nothing to tell apart) or the draft saw no image.
+ */
+export function viewLabel(d: Draft, images: SessionDetail["images"]): string | null {
+  const v = d.views?.[0];
+  if (!v) return null;
+  const image = images.find((i) => i.position === v.position);
+  const frames = image?.tags?.frames ?? 1;
+  if (images.length < 2 && frames < 2) return null;
+  const parts: string[] = [];
+  if (images.length > 1) parts.push(`image ${v.position + 1} of ${images.length}${image?.tags?.file_name ? ` (${image.tags.file_name})` : ""}`);
+  if (frames > 1) parts.push(`frame ${v.frame + 1} of ${frames}`);
+  return parts.join(", ");
 }
 
 export type ReportStatus = "draft" | "preliminary" | "final";
@@ -65,7 +90,7 @@ export interface Report {
 
 export interface SessionDetail extends SessionSummary {
   notes: Notes;
-  images: { sha256: string; position: number; byte_size: number }[];
+  images: { sha256: string; position: number; byte_size: number; tags?: { file_name?: string; frames?: number } }[];
   drafts: Draft[];
   reports: Report[];
 }

@@ -49,7 +49,7 @@ fn stored(params: serde_json::Value, seed: u64, question: Option<&str>) -> NewDr
 fn order(mode: DraftMode, base: Option<NewDraft>, question: Option<&str>, seed: Option<u64>) -> Order {
     let base = base.map(|b| (DraftId(7), b));
     let sampling = SamplingChoice { seed, ..Default::default() };
-    Order { mode, template: template(0.0), notes: Notes::default(), image: None, base, question: question.map(str::to_string), sampling, max_tokens: None }
+    Order { mode, template: template(0.0), notes: Notes::default(), image: None, views: Vec::new(), base, question: question.map(str::to_string), sampling, max_tokens: None }
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn the_window_and_the_command_line_give_the_same_draft() {
     let id = sessions.start(&opened).unwrap();
     sessions.with_store(|s| s.save_notes(id, &notes)).unwrap();
     let (tx, rx) = mpsc::channel();
-    let order = WindowOrder { session: id, template_id: templates::DEFAULT_TEMPLATE.into(), mode: DraftMode::First, base_draft_id: None, question: None, sampling: SamplingChoice::default() };
+    let order = WindowOrder { session: id, template_id: templates::DEFAULT_TEMPLATE.into(), mode: DraftMode::First, base_draft_id: None, question: None, sampling: SamplingChoice::default(), on_screen: OnScreen::default() };
     service.start(&reading, order, move |ev| { let _ = tx.send(ev); }, || {}).unwrap();
     let window_draft_id = loop {
         match rx.recv_timeout(Duration::from_secs(300)).expect("the draft finishes") {
@@ -276,6 +276,7 @@ fn the_window_re_runs_a_follow_up_with_its_conversation() {
         base_draft_id,
         question: question.map(str::to_string),
         sampling: SamplingChoice::default(),
+        on_screen: OnScreen::default(),
     };
     let first = window_draft(&service, &reading, order(DraftMode::First, None, None));
     let follow = window_draft(&service, &reading, order(DraftMode::FollowUp, Some(first), Some("Which side?")));
@@ -326,7 +327,7 @@ fn what_the_model_saw_is_the_drafting_models_input_for_gguf_and_folders() {
         let service = Service::new(tmp.path(), Arc::new(Sessions::open_with(tmp.path(), encrypted())));
         let reading = Reading::default();
         assert!(reading.open(std::slice::from_ref(&image)));
-        service.model_view(&reading).unwrap().dimensions()
+        service.model_view(&reading, OnScreen::default()).unwrap().dimensions()
     };
     let folder = view(&|models| std::os::unix::fs::symlink(fixture("model"), models.join("tiny-gemma3")).unwrap());
     let gguf = view(&|models| {
@@ -340,4 +341,58 @@ fn what_the_model_saw_is_the_drafting_models_input_for_gguf_and_folders() {
     assert_eq!(gguf, (32, 32));
     // Without a model, the image as the viewer hands it over.
     assert_eq!(view(&|_| {}), (97, 61));
+}
+
+/// The window drafts from the image on screen, not always the first: with
+/// two images open and the second on screen, the draft's model sees the
+/// second (its kept model input is that image as the model reads it), the
+/// draft records which image and frame it was, a re-run repeats that record,
+/// and an image that is not open is refused before anything is kept.
+#[test]
+fn the_window_drafts_the_image_on_screen_and_records_which() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    std::fs::create_dir_all(data.join(MODELS_DIR)).unwrap();
+    std::os::unix::fs::symlink(fixture("model"), data.join(MODELS_DIR).join("tiny-gemma3")).unwrap();
+    let sessions = Arc::new(Sessions::open_with(data, crate::store_key::KeySource::Unencrypted));
+    let service = Service::new(data, sessions.clone());
+    let reading = Reading::default();
+    let files = [fixture("images/grey.png"), fixture("images/rgb2.png")];
+    assert!(reading.open(&files));
+    let id = sessions.start(&reading.with_study(OpenedStudy::of).unwrap()).unwrap();
+    let order = |mode, base_draft_id, image| WindowOrder {
+        session: id,
+        template_id: templates::DEFAULT_TEMPLATE.into(),
+        mode,
+        base_draft_id,
+        question: None,
+        sampling: SamplingChoice::default(),
+        on_screen: OnScreen { image, frame: 0 },
+    };
+    let second = window_draft(&service, &reading, order(DraftMode::First, None, 1));
+    let first = window_draft(&service, &reading, order(DraftMode::First, None, 0));
+    let again = window_draft(&service, &reading, order(DraftMode::Reproduce, Some(second), 0));
+    let all = drafts(&sessions, id).drafts;
+    let find = |n: i64| all.iter().find(|d| d.id.0 == n).unwrap().draft.clone();
+    let (second, first, again) = (find(second), find(first), find(again));
+
+    let sha = |p: &PathBuf| crate::digest::sha256_hex(&std::fs::read(p).unwrap());
+    assert_eq!(second.views, vec![DraftView { image_sha256: sha(&files[1]), position: 1, frame: 0 }]);
+    assert_eq!(first.views, vec![DraftView { image_sha256: sha(&files[0]), position: 0, frame: 0 }]);
+    // What the model saw is the second image, as the model reads it.
+    let loaded = LoadedModel::load(&fixture("model"), None, medgemma_models::DeviceChoice::Cpu, None).unwrap();
+    let shown = reading.with_study(|s| model_input(s, 1, 0)).unwrap().unwrap();
+    let expected = loaded.model.input_image(&image::DynamicImage::ImageRgb8(shown)).unwrap();
+    assert_eq!(second.model_input_sha256.as_deref(), Some(crate::model_input_png::pixels_sha256(&expected).as_str()));
+    assert_ne!(second.model_input_sha256, first.model_input_sha256, "two images, two model inputs");
+    // A re-run (pressed with the first image on screen) sees what its draft saw.
+    assert_eq!(again.views, second.views);
+    assert_eq!(again.model_input_sha256, second.model_input_sha256);
+    assert!(again.rerun_verdict.as_deref().unwrap_or_default().starts_with("reproduced exactly"), "{:?}", again.rerun_verdict);
+
+    let before = drafts(&sessions, id).drafts.len();
+    let missing = service.start(&reading, order(DraftMode::First, None, 2), |_| {}, || {}).err().expect("no third image");
+    assert_eq!(missing.kind(), "image");
+    assert!(missing.to_string().contains("image 3 does not exist"), "{missing}");
+    assert_eq!(drafts(&sessions, id).drafts.len(), before, "nothing was kept");
 }
