@@ -10,6 +10,7 @@ mod drafting;
 mod encryption;
 mod harness;
 mod installed;
+mod measure;
 #[path = "../cli/mock_hub.rs"]
 #[allow(dead_code)]
 mod mock_hub;

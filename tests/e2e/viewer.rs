@@ -183,7 +183,7 @@ async fn every_viewer_shortcut_is_listed_and_acts() {
 
     body.send_keys("?").await.unwrap();
     let list = app.wait_for_text("[data-testid=shortcuts]", "Keyboard shortcuts").await;
-    for key in ["Ctrl+O", "Ctrl+Enter", "I", "T", "H", "F", "Z", "R", "1 – 9", "PageUp / PageDown", "C", "[ / ]"] {
+    for key in ["Ctrl+O", "Ctrl+Enter", "I", "T", "H", "F", "Z", "R", "1 – 9", "PageUp / PageDown", "C", "[ / ]", "L", "A"] {
         assert!(list.contains(key), "{key} is not listed:\n{list}");
     }
     app.screenshot("shortcuts").await;

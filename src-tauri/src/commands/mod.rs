@@ -41,6 +41,8 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         sessions::session_delete,
         sessions::dismiss_store_notice,
         sessions::store_unlock,
+        sessions::measurement_add,
+        sessions::measurement_delete,
         sessions::store_encrypt,
         drafting::drafting_state,
         drafting::draft_start,

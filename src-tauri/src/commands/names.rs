@@ -14,6 +14,8 @@ pub const COMMAND_NAMES: &[&str] = &[
     "session_save_report",
     "session_sign",
     "session_delete",
+    "measurement_add",
+    "measurement_delete",
     "dismiss_store_notice",
     "store_unlock",
     "store_encrypt",

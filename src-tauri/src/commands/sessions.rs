@@ -8,7 +8,7 @@ use super::events::{READING_CHANGED, SESSIONS_CHANGED};
 use super::CommandError;
 use crate::reading::ReadingSnapshot;
 use crate::session::{SessionError, StoreStatus};
-use crate::store::{Notes, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
+use crate::store::{MeasureKind, NewMeasurement, Notes, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
 use crate::state::AppState;
 
 impl From<SessionError> for CommandError {
@@ -179,4 +179,37 @@ pub async fn store_encrypt<R: tauri::Runtime>(app: tauri::AppHandle<R>, passphra
 #[tauri::command]
 pub fn dismiss_store_notice(state: tauri::State<'_, AppState>) {
     state.sessions.dismiss_notice();
+}
+
+/// Keeps a measurement drawn on the session's image at `image` (its place in
+/// the study), frame `frame`; returns its id.
+#[tauri::command]
+pub async fn measurement_add<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    session_id: i64,
+    image: usize,
+    frame: u32,
+    kind: MeasureKind,
+    points: Vec<[f64; 2]>,
+) -> Result<i64, CommandError> {
+    let id = blocking(&app, move |state| {
+        let id = SessionId(session_id);
+        Ok(state.sessions.with_store(|s| {
+            let detail = s.session(id)?.ok_or(StoreError::NoSuchSession(id))?;
+            let sha = detail.images.iter().find(|i| i.position as usize == image).map(|i| i.sha256.clone());
+            let sha = sha.ok_or_else(|| StoreError::BadMeasurement(format!("the session has no image {}", image + 1)))?;
+            s.add_measurement(id, &NewMeasurement { image_sha256: sha, frame, kind, points })
+        })?)
+    })
+    .await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(id)
+}
+
+/// Removes one of the session's measurements.
+#[tauri::command]
+pub async fn measurement_delete<R: tauri::Runtime>(app: tauri::AppHandle<R>, session_id: i64, id: i64) -> Result<bool, CommandError> {
+    let gone = blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.delete_measurement(SessionId(session_id), id))?)).await?;
+    let _ = app.emit(SESSIONS_CHANGED, ());
+    Ok(gone)
 }

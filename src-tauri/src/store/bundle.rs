@@ -21,12 +21,13 @@ use super::images::stored_path;
 use crate::digest::{is_sha256, sha256_hex};
 use crate::model_input_png;
 use super::sessions::{audit, insert_draft};
-use super::{timestamp, NewDraft, Notes, SessionId, Store, StoreError};
+use super::{measurements, timestamp, MeasureKind, NewDraft, NewMeasurement, Notes, SessionId, Store, StoreError};
 
 /// What the file says it is.
 pub const FORMAT: &str = "medgemma-desk-session";
 /// The bundle layout this build writes and reads (2 added `model_inputs`, 3
-/// each draft's `views`: the image and frame its model saw; older bundles
+/// each draft's `views` (the image and frame its model saw) and the
+/// session's `measurements`; older bundles
 /// are read as having none, so an older app refuses a newer bundle rather
 /// than drop what it cannot keep).
 pub const FORMAT_VERSION: u32 = 3;
@@ -70,6 +71,25 @@ struct Bundle {
     model_inputs: Vec<BundleModelInput>,
     drafts: Vec<BundleDraft>,
     reports: Vec<BundleReport>,
+    /// Lengths and angles drawn on the images (format 3).
+    #[serde(default)]
+    measurements: Vec<BundleMeasurement>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BundleMeasurement {
+    created_at: String,
+    image_sha256: String,
+    frame: u32,
+    kind: MeasureKind,
+    points: Vec<[f64; 2]>,
+}
+
+impl BundleMeasurement {
+    fn measurement(&self) -> NewMeasurement {
+        NewMeasurement { image_sha256: self.image_sha256.clone(), frame: self.frame, kind: self.kind, points: self.points.clone() }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -195,6 +215,17 @@ impl Store {
                     addendum_of_version: r.addendum_of.and_then(|a| version_of.get(&a).copied()),
                     from_draft_index: r.from_draft.and_then(|d| draft_index.get(&d).copied()),
                     origins: r.origins.clone(),
+                })
+                .collect(),
+            measurements: detail
+                .measurements
+                .iter()
+                .map(|m| BundleMeasurement {
+                    created_at: m.created_at.clone(),
+                    image_sha256: m.measurement.image_sha256.clone(),
+                    frame: m.measurement.frame,
+                    kind: m.measurement.kind,
+                    points: m.measurement.points.clone(),
                 })
                 .collect(),
         };
@@ -354,6 +385,10 @@ impl Store {
             )?;
             row_of_version.insert(r.version, tx.last_insert_rowid());
         }
+        for m in &bundle.measurements {
+            // Validated: on one of the bundle's images, inside it.
+            measurements::insert(&tx, id, &m.created_at, &m.measurement())?;
+        }
         audit(
             &tx,
             id,
@@ -463,6 +498,15 @@ fn validate(b: &Bundle) -> Result<(Files, Files), String> {
         if d.rerun_of_index.is_some_and(|r| r >= i) {
             return Err(format!("draft {n} is a re-run of a draft that does not come before it"));
         }
+    }
+    if b.measurements.len() > 10_000 {
+        return Err("it holds more measurements than a session can have".into());
+    }
+    for (i, m) in b.measurements.iter().enumerate() {
+        let n = i + 1;
+        let image = b.images.iter().find(|im| im.sha256 == m.image_sha256).ok_or_else(|| format!("measurement {n} is on an image the bundle does not hold"))?;
+        measurements::check(&m.measurement(), &image.tags).map_err(|why| format!("measurement {n} cannot be right: {why}"))?;
+        time(&format!("measurement {n}'s time"), &m.created_at)?;
     }
     let named: BTreeSet<&String> = b.drafts.iter().filter_map(|d| d.draft.model_input_sha256.as_ref()).collect();
     let mut model_inputs = Vec::with_capacity(b.model_inputs.len());

@@ -11,6 +11,7 @@ mod backup;
 mod bundle;
 mod encrypt;
 mod images;
+mod measurements;
 mod model_inputs;
 mod reports;
 mod schema;
@@ -20,6 +21,7 @@ mod timestamp;
 pub use backup::{backups, Recovery, BACKUPS_DIR, DAMAGED_DIR, KEEP_BACKUPS};
 pub use bundle::{BundleError, EXTENSION as BUNDLE_EXTENSION};
 pub use images::IMAGES_DIR;
+pub use measurements::{MeasureKind, Measurement, NewMeasurement};
 pub use model_inputs::MODEL_INPUTS_DIR;
 pub use reports::{SignError, SignOff};
 pub use timestamp::now;
@@ -64,6 +66,8 @@ pub enum StoreError {
     Database(String),
     #[error("the file {path} in the data folder is damaged ({reason}); nothing was changed")]
     DamagedFile { path: PathBuf, reason: String },
+    #[error("the measurement cannot be kept: {0}")]
+    BadMeasurement(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

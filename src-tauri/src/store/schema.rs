@@ -228,8 +228,24 @@ const V8: &str = r#"
 ALTER TABLE drafts ADD COLUMN views_json TEXT NOT NULL DEFAULT '[]';
 "#;
 
+/// Version 9: measurements drawn on a session's images (a length, an angle),
+/// in image pixel coordinates on the image and frame they were drawn on; the
+/// value is computed from them and the image's pixel spacing when shown.
+const V9: &str = r#"
+CREATE TABLE measurements (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id    INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    image_sha256  TEXT NOT NULL CHECK (length(image_sha256) = 64),
+    frame         INTEGER NOT NULL CHECK (frame >= 0),
+    kind          TEXT NOT NULL CHECK (kind IN ('length', 'angle')),
+    points_json   TEXT NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX measurements_by_session ON measurements (session_id, id);
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7), M::up(V8)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7), M::up(V8), M::up(V9)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

@@ -202,6 +202,7 @@ pub struct SessionDetail {
     pub images: Vec<ImageRef>,
     pub drafts: Vec<Draft>,
     pub reports: Vec<Report>,
+    pub measurements: Vec<super::Measurement>,
 }
 
 const SUMMARY_COLUMNS: &str = "id, title, created_at, updated_at, status";
@@ -435,6 +436,7 @@ impl Store {
             images: self.images(id)?,
             drafts: self.drafts(id)?,
             reports: self.reports(id)?,
+            measurements: self.measurements(id)?,
         }))
     }
 
@@ -490,7 +492,7 @@ impl Store {
         Ok(())
     }
 
-    fn images(&self, id: SessionId) -> Result<Vec<ImageRef>, StoreError> {
+    pub(super) fn images(&self, id: SessionId) -> Result<Vec<ImageRef>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT i.sha256, s.position, i.byte_size, i.stored_path, i.tags_json, i.model_input_sha256
              FROM session_images s JOIN images i ON i.sha256 = s.image_sha256

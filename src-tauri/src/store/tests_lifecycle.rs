@@ -686,3 +686,58 @@ fn the_origin_of_each_sentence_is_frozen_at_sign_off() {
     let imported_draft = other.session(new_id).unwrap().unwrap().drafts[0].id.0;
     assert_eq!(imported[0].from_draft, Some(imported_draft));
 }
+
+/// Measurements are kept on the image and frame they were drawn on, in image
+/// pixels, listed with the session, refused when they cannot be right (too
+/// few points, outside the image, another session's image, a frame the image
+/// lacks), removed one by one, and go with their session.
+#[test]
+fn measurements_are_kept_checked_and_removed() {
+    let (_dir, mut store) = store();
+    let id = store.create_session("measured").unwrap();
+    let sha = store.add_image(id, b"cine", &json!({ "rows": 100, "columns": 200, "frames": 3 })).unwrap();
+    let length = NewMeasurement { image_sha256: sha.clone(), frame: 2, kind: MeasureKind::Length, points: vec![[10.0, 20.0], [110.5, 20.0]] };
+    let angle = NewMeasurement { kind: MeasureKind::Angle, points: vec![[0.0, 0.0], [50.0, 50.0], [200.0, 100.0]], frame: 0, ..length.clone() };
+    let a = store.add_measurement(id, &length).unwrap();
+    let b = store.add_measurement(id, &angle).unwrap();
+    let kept = store.session(id).unwrap().unwrap().measurements;
+    assert_eq!(kept.iter().map(|m| (m.id, m.measurement.clone())).collect::<Vec<_>>(), [(a, length.clone()), (b, angle.clone())]);
+
+    let other = store.create_session("other").unwrap();
+    let elsewhere = store.add_image(other, b"another image", &json!({})).unwrap();
+    for (bad, says) in [
+        (NewMeasurement { points: vec![[1.0, 1.0]], ..length.clone() }, "a length has 2 points, not 1"),
+        (NewMeasurement { points: vec![[1.0, 1.0], [200.5, 1.0]], ..length.clone() }, "outside the image"),
+        (NewMeasurement { points: vec![[1.0, f64::NAN], [2.0, 1.0]], ..length.clone() }, "outside the image"),
+        (NewMeasurement { image_sha256: elsewhere, ..length.clone() }, "not on one of this session's images"),
+        (NewMeasurement { frame: 3, ..length.clone() }, "3 frame(s)"),
+    ] {
+        let err = store.add_measurement(id, &bad).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert_eq!(store.session(id).unwrap().unwrap().measurements.len(), 2, "nothing more was kept");
+
+    // A bundle carries them to another store; one that cannot be right is refused whole.
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("measured.mgdesk.json");
+    store.export_session(id, &file).unwrap();
+    let (_dir2, mut other_store) = self::store();
+    let imported = other_store.import_session(&file).unwrap();
+    let carried: Vec<NewMeasurement> = other_store.session(imported).unwrap().unwrap().measurements.into_iter().map(|m| m.measurement).collect();
+    assert_eq!(carried, [length.clone(), angle.clone()]);
+    let mut bundle: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    bundle["measurements"][1]["points"][2] = json!([201.0, 5.0]);
+    let altered = out.path().join("altered.mgdesk.json");
+    std::fs::write(&altered, serde_json::to_vec(&bundle).unwrap()).unwrap();
+    let err = other_store.import_session(&altered).unwrap_err();
+    assert!(err.to_string().contains("measurement 2 cannot be right: a point lies outside the image"), "{err}");
+    assert_eq!(other_store.list_sessions().unwrap().len(), 1, "nothing more was kept");
+
+    assert!(store.delete_measurement(id, a).unwrap());
+    assert!(!store.delete_measurement(other, b).unwrap(), "not another session's");
+    assert_eq!(store.session(id).unwrap().unwrap().measurements.iter().map(|m| m.id).collect::<Vec<_>>(), [b]);
+    store.delete_session(id).unwrap();
+    let left: i64 = store.conn.query_row("SELECT count(*) FROM measurements", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "they go with their session");
+    assert_eq!(store.integrity_check(), Ok(()));
+}

@@ -2,6 +2,7 @@
 // types, opened from the sidebar, saved as the clinician writes.
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { call } from "./ipc";
+import type { Measurement } from "./measure";
 import type { ReadingSnapshot } from "./reading";
 
 export type SessionStatus = "open" | "drafted" | "preliminary" | "final";
@@ -93,6 +94,8 @@ export interface SessionDetail extends SessionSummary {
   images: { sha256: string; position: number; byte_size: number; tags?: { file_name?: string; frames?: number } }[];
   drafts: Draft[];
   reports: Report[];
+  /** Lengths and angles drawn on the session's images. */
+  measurements?: Measurement[];
 }
 
 export interface StoreStatus {

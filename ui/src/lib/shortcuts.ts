@@ -22,6 +22,8 @@ export const SHORTCUTS: Shortcut[] = [
   { group: "Image", keys: "↑ / ↓, PageUp / PageDown", action: "Previous / next frame (or image of the series)" },
   { group: "Image", keys: "C", action: "Play or pause cine" },
   { group: "Image", keys: "[ / ]", action: "Previous / next series" },
+  { group: "Image", keys: "L", action: "Measure a length (click two points)" },
+  { group: "Image", keys: "A", action: "Measure an angle (click three points, the vertex second)" },
   { group: "Image", keys: "Drag · right-drag · wheel", action: "Window/level · pan · zoom (mouse)" },
   { group: "Draft", keys: "Ctrl+Enter", action: "Draft a report" },
   { group: "Draft", keys: "Esc", action: "Stop the draft being written" },
