@@ -261,6 +261,9 @@ impl Sessions {
                     return Err(e);
                 }
             }
+            if let Some(patient) = &opened.patient_id {
+                store.set_patient(id, patient)?;
+            }
             Ok(id)
         })?;
         self.set_current(Some(id));
@@ -289,6 +292,9 @@ impl Sessions {
 pub struct OpenedStudy {
     pub title: String,
     pub sources: Vec<(PathBuf, KeyTags)>,
+    /// The Patient ID the images state (the first that states one): the
+    /// store keeps only a hash of it, to find the patient's priors.
+    pub patient_id: Option<String>,
 }
 
 impl OpenedStudy {
@@ -299,7 +305,8 @@ impl OpenedStudy {
                 sources.push((image.source.clone(), image.tags.clone()));
             }
         }
-        OpenedStudy { title: title_for(study), sources }
+        let patient_id = study.images.iter().find_map(|i| i.patient.patient_id.clone().filter(|p| !p.trim().is_empty()));
+        OpenedStudy { title: title_for(study), sources, patient_id }
     }
 }
 

@@ -73,3 +73,48 @@ async fn a_session_is_kept_as_typed_and_restored_after_a_restart() {
     app.wait_for_count("[data-testid=session-item]", 0).await;
     app.quit().await;
 }
+
+/// Two films of the same patient (pydicom-data's RG3 CR, kept uncompressed
+/// and as JPEG 2000: Patient ID 11RG3 in both): the first is reported and
+/// signed; opening the second offers the first as a prior, and "Use as
+/// comparison" puts its impression in the notes the draft's prompt reads.
+/// A film of another patient is offered none.
+#[tokio::test(flavor = "current_thread")]
+#[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
+async fn a_prior_of_the_same_patient_is_offered_as_comparison() {
+    let first = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
+    let app = App::launch_with(&[first.to_str().unwrap()]).await;
+    app.wait_for_count("[data-testid=session-item][aria-current=true]", 1).await;
+    app.type_into("[data-testid=report-editor]", "FINDINGS: Healed fracture.\nIMPRESSION: No acute bony abnormality.").await;
+    app.wait_for_text("[data-testid=report-save-state]", "Saved").await;
+    app.click("[data-testid=sign-final]").await;
+    app.wait_for_text("[data-testid=session-status]", "Final").await;
+    assert_eq!(app.client.find_all(fantoccini::Locator::Css("[data-testid=prior-item]")).await.unwrap().len(), 0, "no priors yet");
+
+    let open = |path: std::path::PathBuf| {
+        let client = app.client.clone();
+        async move {
+            client
+                .execute("return window.__TAURI_INTERNALS__.invoke('open_paths', { paths: [arguments[0]] })", vec![serde_json::json!(path.to_str().unwrap())])
+                .await
+                .unwrap();
+        }
+    };
+    open(dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_J2KR.dcm")).await;
+    app.wait_for_count("[data-testid=session-item]", 2).await;
+    app.wait_for_count("[data-testid=prior-item]", 1).await;
+    let prior = app.text_of("[data-testid=prior-item]").await;
+    assert!(prior.contains("No acute bony abnormality."), "{prior}");
+    app.click("[data-testid=prior-use]").await;
+    app.wait_for_text("[data-testid=notes-save-state]", "Saved").await;
+    let comparison = app.value_of("[data-testid=notes-comparison]").await;
+    assert!(comparison.contains("(signed ") && comparison.ends_with(": No acute bony abnormality."), "{comparison}");
+    app.screenshot("priors").await;
+
+    open(dev_set_file("pydicom-3.0.2/pydicom/data/test_files/CT_small.dcm")).await;
+    app.wait_for_count("[data-testid=session-item]", 3).await;
+    app.wait_for_text("[data-testid=image-details]", "CT").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.client.find_all(fantoccini::Locator::Css("[data-testid=prior-item]")).await.unwrap().len(), 0, "another patient");
+    app.quit().await;
+}

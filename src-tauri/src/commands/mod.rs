@@ -43,6 +43,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         sessions::store_unlock,
         sessions::measurement_add,
         sessions::measurement_delete,
+        sessions::session_priors,
         sessions::store_encrypt,
         drafting::drafting_state,
         drafting::draft_start,

@@ -16,6 +16,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "session_delete",
     "measurement_add",
     "measurement_delete",
+    "session_priors",
     "dismiss_store_notice",
     "store_unlock",
     "store_encrypt",

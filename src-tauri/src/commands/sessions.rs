@@ -8,7 +8,7 @@ use super::events::{READING_CHANGED, SESSIONS_CHANGED};
 use super::CommandError;
 use crate::reading::ReadingSnapshot;
 use crate::session::{SessionError, StoreStatus};
-use crate::store::{MeasureKind, NewMeasurement, Notes, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
+use crate::store::{MeasureKind, NewMeasurement, Notes, Prior, Report, SessionDetail, SessionId, SessionPage, SignOff, StoreError};
 use crate::state::AppState;
 
 impl From<SessionError> for CommandError {
@@ -212,4 +212,11 @@ pub async fn measurement_delete<R: tauri::Runtime>(app: tauri::AppHandle<R>, ses
     let gone = blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.delete_measurement(SessionId(session_id), id))?)).await?;
     let _ = app.emit(SESSIONS_CHANGED, ());
     Ok(gone)
+}
+
+/// The other sessions of this session's patient (found by a hash of the
+/// Patient ID its image states), newest first, with their signed reports.
+#[tauri::command]
+pub async fn session_priors<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64) -> Result<Vec<Prior>, CommandError> {
+    blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.priors(SessionId(id)))?)).await
 }

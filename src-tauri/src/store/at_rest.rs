@@ -111,6 +111,17 @@ impl StoreKey {
         hex(&mac.finalize().into_bytes())
     }
 
+    /// The name a patient's ID is found under in this store (a keyed hash:
+    /// the store never keeps the ID itself, and the same ID gives the same
+    /// name only under the same key).
+    pub fn patient_key(&self, patient_id: &str) -> String {
+        let key = self.derive("patient keys");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(patient_id.as_bytes());
+        hex(&mac.finalize().into_bytes())
+    }
+
     /// Seals `plaintext`, bound to `label` (the plaintext's hash): a sealed
     /// file moved under another image's name does not open.
     pub fn seal(&self, plaintext: &[u8], label: &str) -> Vec<u8> {

@@ -244,8 +244,17 @@ CREATE TABLE measurements (
 CREATE INDEX measurements_by_session ON measurements (session_id, id);
 "#;
 
+/// Version 10: the patient a session is of, as a hash of the Patient ID
+/// (keyed by the store's secret in an encrypted store), never the ID itself:
+/// how a session's priors are found. NULL where the image named no patient,
+/// and for sessions made before this version.
+const V10: &str = r#"
+ALTER TABLE sessions ADD COLUMN patient_key TEXT CHECK (patient_key IS NULL OR length(patient_key) = 64);
+CREATE INDEX sessions_by_patient ON sessions (patient_key, created_at) WHERE patient_key IS NOT NULL;
+"#;
+
 /// Every migration, oldest first. Append; never edit or reorder.
-const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7), M::up(V8), M::up(V9)];
+const ALL: &[M<'static>] = &[M::up(V1), M::up(V2), M::up(V3), M::up(V4), M::up(V5), M::up(V6), M::up(V7), M::up(V8), M::up(V9), M::up(V10)];
 
 /// The schema version this build writes (the number of migrations).
 pub const LATEST: i64 = ALL.len() as i64;

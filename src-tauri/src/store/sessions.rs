@@ -51,7 +51,7 @@ impl SessionStatus {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(super) fn parse(s: &str) -> Self {
         match s {
             "drafted" => SessionStatus::Drafted,
             "preliminary" => SessionStatus::Preliminary,

@@ -741,3 +741,49 @@ fn measurements_are_kept_checked_and_removed() {
     assert_eq!(left, 0, "they go with their session");
     assert_eq!(store.integrity_check(), Ok(()));
 }
+
+/// A session's priors are the other sessions of the same Patient ID, newest
+/// first, with their newest signed report; the store keeps a hash of the ID,
+/// never the ID (keyed by the store's secret when encrypted, so two stores
+/// name the same patient differently).
+#[test]
+fn priors_are_found_by_a_hash_of_the_patient_id_never_the_id() {
+    let (dir, mut store) = store();
+    let older = store.create_session("CR CHEST PA · 2024-03-01").unwrap();
+    store.set_patient(older, " MRN-0042 ").unwrap();
+    store.save_report(older, "IMPRESSION: No acute abnormality.").unwrap();
+    store.sign_report(older, SignOff::Final).unwrap();
+    let unsigned = store.create_session("CR CHEST LAT · 2024-05-01").unwrap();
+    store.set_patient(unsigned, "MRN-0042").unwrap();
+    let someone_else = store.create_session("CR CHEST PA · 2024-04-01").unwrap();
+    store.set_patient(someone_else, "MRN-0043").unwrap();
+    let nobody = store.create_session("PNG").unwrap();
+    let today = store.create_session("CR CHEST PA · 2025-01-01").unwrap();
+    store.set_patient(today, "MRN-0042").unwrap();
+
+    let priors = store.priors(today).unwrap();
+    assert_eq!(priors.iter().map(|p| p.id).collect::<Vec<_>>(), [unsigned, older], "the same patient only, newest first");
+    assert_eq!(priors[1].report.as_deref(), Some("IMPRESSION: No acute abnormality."));
+    assert!(priors[1].signed_at.is_some());
+    assert_eq!(priors[0].report, None, "an unsigned session offers no report");
+    assert!(store.priors(nobody).unwrap().is_empty());
+    assert!(store.priors(someone_else).unwrap().is_empty());
+    assert!(matches!(store.priors(SessionId(999)), Err(StoreError::NoSuchSession(_))));
+    drop(store);
+    let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+    assert!(!bytes.windows(8).any(|w| w == b"MRN-0042"), "the ID itself is not kept");
+
+    // Encrypted stores key the hash: another key, another name for the same patient.
+    let names: Vec<String> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let key = at_rest::StoreKey::generate().unwrap();
+            let mut s = Store::open_with(dir.path(), Some(&key)).unwrap();
+            let id = s.create_session("x").unwrap();
+            s.set_patient(id, "MRN-0042").unwrap();
+            s.conn.query_row("SELECT patient_key FROM sessions WHERE id = ?1", [id.0], |r| r.get(0)).unwrap()
+        })
+        .collect();
+    assert_ne!(names[0], names[1]);
+    assert_eq!(names[0].len(), 64);
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { newPassphraseProblem, viewLabel, type Draft, type DraftView } from "./sessions";
+import { comparisonText, newPassphraseProblem, viewLabel, type Draft, type DraftView } from "./sessions";
 
 describe("a new store's passphrase", () => {
   it("needs 8 characters, counted as characters, not bytes", () => {
@@ -26,5 +26,17 @@ describe("what a draft's model saw, on its meta line", () => {
   it("says nothing for one single-frame image or a draft without an image", () => {
     expect(viewLabel(draft([{ image_sha256: "a", position: 0, frame: 0 }]), images.slice(0, 1))).toBeNull();
     expect(viewLabel(draft([]), images)).toBeNull();
+  });
+});
+
+describe("a prior's report as comparison text", () => {
+  const prior = (report: string | null) => ({ id: 1, title: "CR CHEST PA · 2024-03-01", created_at: "2024-03-01T10:00:00Z", status: "final" as const, report, signed_at: "2024-03-02T08:00:00Z" });
+  it("quotes the impression, with the study and when it was signed", () => {
+    const text = "FINDINGS: Clear lungs.\nNo effusion.\nIMPRESSION: No acute\nabnormality.\nRECOMMENDATION: None.";
+    expect(comparisonText(prior(text))).toBe("CR CHEST PA · 2024-03-01 (signed 2024-03-02): No acute abnormality.");
+  });
+  it("quotes the whole report when it has no impression, and nothing when unsigned", () => {
+    expect(comparisonText(prior("Normal chest."))).toBe("CR CHEST PA · 2024-03-01 (signed 2024-03-02): Normal chest.");
+    expect(comparisonText(prior(null))).toBeNull();
   });
 });

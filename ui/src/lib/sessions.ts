@@ -128,6 +128,36 @@ export const exportReport = (sessionId: number, format: "markdown" | "fhir" | "p
 export const signReport = (id: number, status: "preliminary" | "final") => call<Report>("session_sign", { id, status });
 export const deleteSession = (id: number) => call<void>("session_delete", { id });
 export const dismissStoreNotice = () => call<void>("dismiss_store_notice");
+
+/** Another session of the same patient (found by a hash of the Patient ID). */
+export interface Prior {
+  id: number;
+  title: string;
+  created_at: string;
+  status: SessionStatus;
+  /** The newest signed report's text, and when it was signed. */
+  report: string | null;
+  signed_at: string | null;
+}
+
+export const sessionPriors = (id: number) => call<Prior[]>("session_priors", { id });
+
+/**
+ * A prior's signed report as the comparison the draft's prompt reads:
+ * "CR CHEST PA · 2024-03-01 (signed 2024-03-02): No acute abnormality." —
+ * its IMPRESSION when it has one (what a comparison quotes), else the text.
+ */
+export function comparisonText(p: Prior): string | null {
+  if (!p.report) return null;
+  const signed = p.signed_at ? ` (signed ${p.signed_at.slice(0, 10)})` : "";
+  return `${p.title}${signed}: ${impressionOf(p.report)}`;
+}
+
+/** A report's IMPRESSION section on one line, or its whole text when it has none. */
+export function impressionOf(report: string): string {
+  const impression = /IMPRESSION:?\s*([\s\S]*?)(?:\n\s*[A-Z][A-Z ]{2,}:|$)/.exec(report);
+  return (impression?.[1] ?? report).replace(/\s+/g, " ").trim();
+}
 /** A passphrase for the store, or `null`: keep a new store unencrypted. */
 export const unlockStore = (passphrase: string | null) => call<StoreStatus>("store_unlock", { passphrase });
 
