@@ -31,6 +31,10 @@ echo "==> Fuzzing $target for ${seconds} s (max input ${max_len} bytes), log in 
 # change beside it. (cargo fuzz has no such switch; the binary is where it puts it.)
 bin=target/x86_64-unknown-linux-gnu/release/$target
 flags=(-max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" -rss_limit_mb="$rss_mb" -print_final_stats=1)
+# More libFuzzer flags, e.g. FUZZ_EXTRA=-detect_leaks=0 (see docs/reliability.md:
+# jpeg-decoder's worker threads race LeakSanitizer's check after an input).
+read -r -a extra <<< "${FUZZ_EXTRA:-}"
+flags+=("${extra[@]}")
 if [ "${FUZZ_PREBUILT:-0}" = 1 ]; then
   [ -x "$bin" ] || { echo "==> no $bin: run cargo +nightly fuzz build --release first" >&2; exit 2; }
   mkdir -p "artifacts/$target"

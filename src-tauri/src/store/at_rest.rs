@@ -104,10 +104,15 @@ impl StoreKey {
 
     /// The file name a sealed file of plaintext hash `sha256` is kept under.
     pub fn file_name(&self, sha256: &str) -> String {
-        let key = self.derive("file names");
+        self.keyed_hash("file names", sha256)
+    }
+
+    /// HMAC-SHA256 of `data` under the key derived for `use_`, in hex.
+    fn keyed_hash(&self, use_: &str, data: &str) -> String {
+        let key = self.derive(use_);
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        mac.update(sha256.as_bytes());
+        mac.update(data.as_bytes());
         hex(&mac.finalize().into_bytes())
     }
 
@@ -115,11 +120,7 @@ impl StoreKey {
     /// the store never keeps the ID itself, and the same ID gives the same
     /// name only under the same key).
     pub fn patient_key(&self, patient_id: &str) -> String {
-        let key = self.derive("patient keys");
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        mac.update(patient_id.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        self.keyed_hash("patient keys", patient_id)
     }
 
     /// Seals `plaintext`, bound to `label` (the plaintext's hash): a sealed
