@@ -23,6 +23,9 @@ struct ReadingState {
     /// The names to show for the study's images when they were opened from
     /// the store's copies (which are named by their hash).
     names: Vec<String>,
+    /// A prior study shown beside this one (a stored session of the same
+    /// patient), with its images' names and its session's title.
+    comparison: Option<(Study, Vec<String>, String)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,10 +113,20 @@ pub struct ViewerWindow {
     pub label: String,
 }
 
+/// A prior study beside the one on screen: which session it is, and the study.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonView {
+    pub title: String,
+    pub study: StudyView,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadingSnapshot {
     pub study: Option<StudyView>,
+    /// The prior shown beside the study, if any.
+    pub comparison: Option<ComparisonView>,
     pub error: Option<OpenFailure>,
     pub loading: Option<String>,
 }
@@ -158,6 +171,14 @@ fn image_view(img: &Image, name: Option<&String>) -> ImageView {
     }
 }
 
+fn study_view(study: &Study, names: &[String]) -> StudyView {
+    StudyView {
+        source: study.source.display().to_string(),
+        images: study.images.iter().enumerate().map(|(i, img)| image_view(img, names.get(i))).collect(),
+        series: series_of(study),
+    }
+}
+
 impl Reading {
     fn lock(&self) -> std::sync::MutexGuard<'_, ReadingState> {
         // A panic while holding the lock leaves plain data behind: keep going.
@@ -167,11 +188,8 @@ impl Reading {
     pub fn snapshot(&self) -> ReadingSnapshot {
         let s = self.lock();
         ReadingSnapshot {
-            study: s.study.as_ref().map(|st| StudyView {
-                source: st.source.display().to_string(),
-                images: st.images.iter().enumerate().map(|(i, img)| image_view(img, s.names.get(i))).collect(),
-                series: series_of(st),
-            }),
+            study: s.study.as_ref().map(|st| study_view(st, &s.names)),
+            comparison: s.comparison.as_ref().map(|(st, names, title)| ComparisonView { title: title.clone(), study: study_view(st, names) }),
             error: s.error.clone(),
             loading: s.loading.clone(),
         }
@@ -192,6 +210,37 @@ impl Reading {
             self.lock().names = names;
         }
         opened
+    }
+
+    /// Shows the store's copies of a prior session's images beside the study
+    /// on screen (`title` names it); `None` closes the comparison. An image
+    /// that does not open is left out; none opening is an error in words.
+    pub fn compare(&self, prior: Option<(Vec<(PathBuf, Vec<u8>)>, Vec<String>, String)>) -> Result<(), OpenFailure> {
+        let Some((files, names, title)) = prior else {
+            self.lock().comparison = None;
+            return Ok(());
+        };
+        let mut images = Vec::new();
+        let mut kept_names = Vec::new();
+        let mut last_err = None;
+        for ((path, bytes), name) in files.iter().zip(names) {
+            match imaging::open_bytes(path, bytes) {
+                Ok(image) => {
+                    images.push(image);
+                    kept_names.push(name);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        let Some(first) = files.first().map(|(p, _)| p.clone()) else {
+            return Err(OpenFailure { kind: "no_image".into(), message: format!("{title} has no image kept") });
+        };
+        if images.is_empty() {
+            let e = last_err.unwrap_or(ImagingError::EmptyFolder { path: first });
+            return Err(OpenFailure { kind: e.kind().into(), message: e.to_string() });
+        }
+        self.lock().comparison = Some((Study { source: first, images }, kept_names, title));
+        Ok(())
     }
 
     /// Opens `paths` (blocking: call off the UI thread). A folder or several
@@ -229,6 +278,8 @@ impl Reading {
                 s.study = Some(study);
                 s.error = None;
                 s.names.clear();
+                // A prior belongs beside the study it was opened for.
+                s.comparison = None;
                 true
             }
             Err(e) => {
@@ -240,9 +291,15 @@ impl Reading {
 
     /// Pixels of one frame as bytes (see `ImageView::pixel_format`).
     pub fn frame_bytes(&self, image: usize, frame: usize) -> Result<Vec<u8>, OpenFailure> {
+        self.frame_bytes_of(false, image, frame)
+    }
+
+    /// Pixels of one frame of the study (or, with `comparison`, of the prior beside it).
+    pub fn frame_bytes_of(&self, comparison: bool, image: usize, frame: usize) -> Result<Vec<u8>, OpenFailure> {
         let s = self.lock();
         let missing = || OpenFailure { kind: "no_image".into(), message: "no image is open".into() };
-        let img = s.study.as_ref().and_then(|st| st.images.get(image)).ok_or_else(missing)?;
+        let study = if comparison { s.comparison.as_ref().map(|(st, _, _)| st) } else { s.study.as_ref() };
+        let img = study.and_then(|st| st.images.get(image)).ok_or_else(missing)?;
         let samples = img.frames.get(frame).ok_or_else(missing)?;
         if img.photometric.is_monochrome() {
             let mut out = Vec::with_capacity(samples.len() * 4);

@@ -77,8 +77,9 @@ async fn a_session_is_kept_as_typed_and_restored_after_a_restart() {
 /// Two films of the same patient (pydicom-data's RG3 CR, kept uncompressed
 /// and as JPEG 2000: Patient ID 11RG3 in both): the first is reported and
 /// signed; opening the second offers the first as a prior, and "Use as
-/// comparison" puts its impression in the notes the draft's prompt reads.
-/// A film of another patient is offered none.
+/// comparison" puts its impression in the notes the draft's prompt reads;
+/// "Show beside this study" opens it in a second viewer, whose zoom and pan
+/// follow this study's when linked. A film of another patient is offered none.
 #[tokio::test(flavor = "current_thread")]
 #[ignore = "needs a display and tauri-driver: run by `make test` under Xvfb"]
 async fn a_prior_of_the_same_patient_is_offered_as_comparison() {
@@ -109,7 +110,33 @@ async fn a_prior_of_the_same_patient_is_offered_as_comparison() {
     app.wait_for_text("[data-testid=notes-save-state]", "Saved").await;
     let comparison = app.value_of("[data-testid=notes-comparison]").await;
     assert!(comparison.contains("(signed ") && comparison.ends_with(": No acute bony abnormality."), "{comparison}");
+
+    // Side by side: the prior in its own viewer left of this study; with
+    // zoom/pan linked, 1:1 on this study (Z) is 1:1 on the prior too.
+    app.click("[data-testid=prior-compare]").await;
+    app.wait_for_count("[data-testid=viewer-canvas]", 2).await;
+    // (Read from the pane's label: WebKit's WebDriver gives an ellipsised title no text.)
+    let pane = app.client.find(fantoccini::Locator::Css("[data-testid=prior-pane]")).await.unwrap();
+    let title = pane.attr("aria-label").await.unwrap().unwrap_or_default();
+    assert!(title.starts_with("Prior: CR EXTREMITY AP"), "{title}");
+    let zooms = || async {
+        let mut out = Vec::new();
+        for el in app.client.find_all(fantoccini::Locator::Css("[data-testid=viewer-zoom]")).await.unwrap() {
+            out.push(el.text().await.unwrap());
+        }
+        out
+    };
+    app.click("[data-testid=link-views]").await;
+    let body = app.client.find(fantoccini::Locator::Css("body")).await.unwrap();
+    body.send_keys("z").await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while zooms().await != ["100%", "100%"] {
+        assert!(std::time::Instant::now() < deadline, "linked zoom: {:?}", zooms().await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     app.screenshot("priors").await;
+    app.click("[data-testid=prior-close]").await;
+    app.wait_for_count("[data-testid=viewer-canvas]", 1).await;
 
     open(dev_set_file("pydicom-3.0.2/pydicom/data/test_files/CT_small.dcm")).await;
     app.wait_for_count("[data-testid=session-item]", 3).await;

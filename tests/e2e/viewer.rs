@@ -222,10 +222,20 @@ async fn dragging_sets_the_window_by_the_expected_amount_the_wheel_zooms_and_a_r
     let cr = dev_set_file("pydicom-data-1.0.0/data_store/data/RG3_UNCI.dcm");
     let app = App::launch_with(&[cr.to_str().unwrap()]).await;
     app.wait_for_text("[data-testid=viewer-overlay]", "W 1024 C 550").await;
+    // The frame is on screen and the viewport measured (its width is 1 until then).
+    app.wait_for_text("[data-testid=viewer-zoom]", "%").await;
     let canvas = app.client.find(fantoccini::Locator::Css("[data-testid=viewer-canvas]")).await.unwrap();
     let number = |s: Option<String>| s.unwrap_or_default();
     let range: Vec<f64> = number(canvas.attr("data-range").await.unwrap()).split(' ').map(|v| v.parse().unwrap()).collect();
-    let viewport: f64 = number(canvas.attr("data-viewport-width").await.unwrap()).parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let viewport: f64 = loop {
+        let w: f64 = number(canvas.attr("data-viewport-width").await.unwrap()).parse().unwrap();
+        if w > 1.0 {
+            break w;
+        }
+        assert!(std::time::Instant::now() < deadline, "the viewport was never measured");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let per_pixel = (range[1] - range[0]).max(1.0) / viewport * 2.0;
 
     let drag = |button: u64, dx: f64, dy: f64| {

@@ -81,8 +81,14 @@ pub async fn open_dialog<R: tauri::Runtime>(app: tauri::AppHandle<R>) -> Result<
 }
 
 #[tauri::command]
-pub async fn frame_pixels<R: tauri::Runtime>(app: tauri::AppHandle<R>, image: usize, frame: usize) -> Result<tauri::ipc::Response, CommandError> {
-    let bytes = tauri::async_runtime::spawn_blocking(move || app.state::<AppState>().reading.frame_bytes(image, frame))
+pub async fn frame_pixels<R: tauri::Runtime>(
+    app: tauri::AppHandle<R>,
+    image: usize,
+    frame: usize,
+    comparison: Option<bool>,
+) -> Result<tauri::ipc::Response, CommandError> {
+    let comparison = comparison.unwrap_or(false);
+    let bytes = tauri::async_runtime::spawn_blocking(move || app.state::<AppState>().reading.frame_bytes_of(comparison, image, frame))
         .await
         .map_err(|e| CommandError::internal(e.to_string()))?
         .map_err(|f| CommandError { kind: f.kind, message: f.message })?;

@@ -44,6 +44,7 @@ pub fn handler<R: tauri::Runtime>() -> impl Fn(tauri::ipc::Invoke<R>) -> bool + 
         sessions::measurement_add,
         sessions::measurement_delete,
         sessions::session_priors,
+        sessions::session_compare,
         sessions::store_encrypt,
         drafting::drafting_state,
         drafting::draft_start,

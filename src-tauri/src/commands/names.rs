@@ -17,6 +17,7 @@ pub const COMMAND_NAMES: &[&str] = &[
     "measurement_add",
     "measurement_delete",
     "session_priors",
+    "session_compare",
     "dismiss_store_notice",
     "store_unlock",
     "store_encrypt",

@@ -53,6 +53,44 @@ pub async fn sessions_list<R: tauri::Runtime>(app: tauri::AppHandle<R>, query: S
     blocking(&app, move |state| Ok(state.sessions.with_store(|s| s.find_sessions(&query, limit.clamp(1, 1000)))?)).await
 }
 
+/// The store's copies of a session's images (their bytes, opened from the
+/// sealed files), with the names they were opened under.
+#[allow(clippy::type_complexity)]
+fn stored_images(state: &AppState, detail: &SessionDetail) -> Result<(Vec<(std::path::PathBuf, Vec<u8>)>, Vec<String>), CommandError> {
+    let mut files = Vec::new();
+    let mut names = Vec::new();
+    for image in &detail.images {
+        let path = state.sessions.with_store(|s| s.image_path(&image.sha256))?;
+        if let (Some(path), Some(bytes)) = (path, state.sessions.with_store(|s| s.image_bytes(&image.sha256))?) {
+            files.push((path, bytes));
+            names.push(image.tags.get("file_name").and_then(|n| n.as_str()).unwrap_or("image").to_string());
+        }
+    }
+    Ok((files, names))
+}
+
+/// Shows a stored session (a prior) beside the study on screen; `None`
+/// closes it.
+#[tauri::command]
+pub async fn session_compare<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: Option<i64>) -> Result<ReadingSnapshot, CommandError> {
+    let snapshot = blocking(&app, move |state| {
+        let prior = match id {
+            None => None,
+            Some(id) => {
+                let id = SessionId(id);
+                let detail = state.sessions.with_store(|s| s.session(id))?.ok_or(SessionError::Store(StoreError::NoSuchSession(id)))?;
+                let (files, names) = stored_images(state, &detail)?;
+                Some((files, names, detail.summary.title.clone()))
+            }
+        };
+        state.reading.compare(prior).map_err(|f| CommandError { kind: f.kind, message: f.message })?;
+        Ok(state.reading.snapshot())
+    })
+    .await?;
+    let _ = app.emit(READING_CHANGED, ());
+    Ok(snapshot)
+}
+
 /// Opens a stored session: its images (the store's copies) on screen, its
 /// notes, drafts and report in the panel.
 #[tauri::command]
@@ -60,15 +98,7 @@ pub async fn session_open<R: tauri::Runtime>(app: tauri::AppHandle<R>, id: i64) 
     let snapshot = blocking(&app, move |state| {
         let id = SessionId(id);
         let detail = state.sessions.with_store(|s| s.session(id))?.ok_or(SessionError::Store(StoreError::NoSuchSession(id)))?;
-        let mut files = Vec::new();
-        let mut names = Vec::new();
-        for image in &detail.images {
-            let path = state.sessions.with_store(|s| s.image_path(&image.sha256))?;
-            if let (Some(path), Some(bytes)) = (path, state.sessions.with_store(|s| s.image_bytes(&image.sha256))?) {
-                files.push((path, bytes));
-                names.push(image.tags.get("file_name").and_then(|n| n.as_str()).unwrap_or("image").to_string());
-            }
-        }
+        let (files, names) = stored_images(state, &detail)?;
         if !files.is_empty() && !state.reading.open_stored(files, names) {
             // The session still opens (notes and report are there); the image area says why.
             tracing::warn!("the stored images of session {id} could not be opened");

@@ -79,6 +79,8 @@ export function seriesLabel(s: SeriesView, place: number): string {
 
 export interface ReadingSnapshot {
   study: StudyView | null;
+  /** A prior (a stored session of the same patient) shown beside the study. */
+  comparison?: { title: string; study: StudyView } | null;
   error: { kind: string; message: string } | null;
   loading: string | null;
 }
@@ -86,7 +88,9 @@ export interface ReadingSnapshot {
 export const readingState = () => call<ReadingSnapshot>("reading_state");
 export const openDialog = () => call<ReadingSnapshot>("open_dialog");
 export const openPaths = (paths: string[]) => call<ReadingSnapshot>("open_paths", { paths });
-export const framePixels = (image: number, frame: number) => call<ArrayBuffer>("frame_pixels", { image, frame });
+export const framePixels = (image: number, frame: number, comparison = false) => call<ArrayBuffer>("frame_pixels", { image, frame, comparison });
+/** Shows stored session `id` beside the study on screen (null closes it). */
+export const compareSession = (id: number | null) => call<ReadingSnapshot>("session_compare", { id });
 
 export function onReadingChanged(cb: () => void): Promise<UnlistenFn> {
   return listen("reading-changed", () => cb());
