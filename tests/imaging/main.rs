@@ -299,3 +299,56 @@ fn a_folder_of_series_is_grouped_by_series_in_instance_order() {
     assert_eq!(names, ["4558", "4528", "4588", "4467", "4618", "4678", "4648"]);
     assert!(angio.description.as_deref().unwrap_or_default().starts_with("ANGIO"), "{:?}", angio.description);
 }
+
+/// A DICOMDIR as written on a CD: pydicom's dicomdirtests medium (its
+/// DICOMDIR and the 31 image files it names, in three patients' folders),
+/// unpacked from the pinned pydicom wheel fetch.sh keeps. Dropping the
+/// DICOMDIR opens every image it names as one study; a named file that is
+/// gone is left out; names written in capitals are found in lower case too;
+/// a DICOMDIR whose files are all gone is refused in words.
+#[test]
+fn a_dicomdir_opens_the_images_it_names() {
+    let wheel = files_root().parent().unwrap().join("downloads/pydicom-3.0.2-py3-none-any.whl");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [z.extract(n, sys.argv[2]) for n in z.namelist() if n.startswith('pydicom/data/test_files/dicomdirtests/')]")
+        .arg(&wheel)
+        .arg(tmp.path())
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let medium = tmp.path().join("pydicom/data/test_files/dicomdirtests");
+    let dicomdir = medium.join("DICOMDIR");
+    assert_eq!(sha256_hex(&std::fs::read(&dicomdir).unwrap()), "b9bf631bb20f9276118bafab094291bae3721bccd25bf4bef18474aae5d60498", "pydicom's own DICOMDIR");
+    let on_medium = |dir: &Path| -> usize {
+        let mut n = 0;
+        for patient in ["77654033", "98892001", "98892003"] {
+            for series in std::fs::read_dir(dir.join(patient)).unwrap().flatten() {
+                n += std::fs::read_dir(series.path()).unwrap().count();
+            }
+        }
+        n
+    };
+    assert_eq!(on_medium(&medium), 31);
+
+    let study = imaging::open(&dicomdir).unwrap();
+    assert_eq!(study.images.len(), 31, "every image the DICOMDIR names");
+    assert!(study.images.iter().all(|i| i.source.starts_with(&medium)));
+    let numbers: Vec<Option<i64>> = study.images.iter().map(|i| i.tags.series_number).collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "series-number order: {numbers:?}");
+
+    // A file gone from the medium is left out; a folder copied in lower case is still found.
+    std::fs::remove_file(medium.join("98892003/MR700/4467")).unwrap();
+    std::fs::rename(medium.join("77654033/CT2"), medium.join("77654033/ct2")).unwrap();
+    let study = imaging::open(&dicomdir).unwrap();
+    assert_eq!(study.images.len(), 30);
+    assert!(study.images.iter().any(|i| i.source.ends_with("77654033/ct2/17106")));
+
+    // Every named file gone: refused in words, naming the DICOMDIR.
+    for patient in ["77654033", "98892001", "98892003"] {
+        std::fs::remove_dir_all(medium.join(patient)).unwrap();
+    }
+    let err = imaging::open(&dicomdir).unwrap_err();
+    assert!(err.to_string().contains("DICOMDIR") && err.to_string().contains("none of which could be opened"), "{err}");
+}

@@ -17,6 +17,41 @@ use super::error::ImagingError;
 use super::lut::{ModalityLut, VoiFunction, VoiTable, Window};
 use super::study::{Image, KeyTags, Palette, PatientTags, Photometric};
 
+/// The image files a DICOMDIR (a media directory, PS3.10 §8 / PS3.3 F.3)
+/// names, relative to the folder it is in; `None` when the file is not a
+/// DICOMDIR. A Referenced File ID that leaves that folder (an absolute path,
+/// "..") is left out: a directory points into its own medium only.
+pub fn directory_files(path: &Path, bytes: &[u8]) -> Option<Vec<std::path::PathBuf>> {
+    let (obj, _) = parse(path, bytes).ok()?;
+    let records = obj.get(tags::DIRECTORY_RECORD_SEQUENCE)?;
+    let items = records.items()?;
+    let root = path.parent().unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    for item in items {
+        let Some(id) = item.get(tags::REFERENCED_FILE_ID).and_then(|e| e.to_multi_str().ok()) else { continue };
+        let parts: Vec<&str> = id.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect();
+        if parts.is_empty() || parts.iter().any(|p| *p == ".." || *p == "." || p.contains(['/', '\\'])) {
+            continue;
+        }
+        let file = found_on_medium(root, &parts);
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    Some(files)
+}
+
+/// `parts` under `root`, as named, or (media written in capitals, copied
+/// where names were lowered) in lower case where that exists instead.
+fn found_on_medium(root: &Path, parts: &[&str]) -> std::path::PathBuf {
+    let exact: std::path::PathBuf = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+    if exact.exists() {
+        return exact;
+    }
+    let lower: std::path::PathBuf = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c.to_ascii_lowercase()));
+    if lower.exists() { lower } else { exact }
+}
+
 pub fn open(path: &Path, bytes: &[u8]) -> Result<Image, ImagingError> {
     let (obj, ts_uid) = parse(path, bytes)?;
     let a = Attrs { obj: &obj, path };

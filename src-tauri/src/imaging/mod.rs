@@ -13,7 +13,7 @@ mod raster;
 pub mod render;
 pub mod study;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::ImagingError;
 pub use model_input::model_input;
@@ -42,13 +42,40 @@ pub(crate) fn check_size(path: &Path, rows: u64, columns: u64, frames: u64, byte
     Ok(())
 }
 
-/// Opens a file or a folder of DICOM files.
+/// Opens a file, a folder of DICOM files, or a DICOMDIR (the images it names).
 pub fn open(path: &Path) -> Result<Study, ImagingError> {
     if path.is_dir() {
         return open_folder(path);
     }
-    let image = open_file(path)?;
+    let bytes = std::fs::read(path).map_err(|source| ImagingError::Io { path: path.to_path_buf(), source })?;
+    if let Some(files) = dicom::directory_files(path, &bytes) {
+        return open_listed(path, &files);
+    }
+    let image = open_bytes(path, &bytes)?;
     Ok(Study { source: path.to_path_buf(), images: vec![image] })
+}
+
+/// The images a DICOMDIR names, as one study (like a folder); the files it
+/// names that are missing or are not images are left out, and none opening
+/// is said in words.
+fn open_listed(dicomdir: &Path, files: &[PathBuf]) -> Result<Study, ImagingError> {
+    let images: Vec<Image> = files.iter().filter_map(|f| open_file(f).ok()).collect();
+    if images.is_empty() {
+        return Err(ImagingError::NoImage {
+            path: dicomdir.to_path_buf(),
+            reason: format!("it is a DICOMDIR naming {} file(s), none of which could be opened here", files.len()),
+        });
+    }
+    Ok(Study { source: dicomdir.to_path_buf(), images: in_reading_order(images) })
+}
+
+/// Series in series-number order, each in instance order (then by file).
+fn in_reading_order(mut images: Vec<Image>) -> Vec<Image> {
+    images.sort_by(|a, b| {
+        let key = |i: &Image| (i.tags.series_number, i.tags.series_instance_uid.clone(), i.tags.instance_number, i.source.clone());
+        key(a).cmp(&key(b))
+    });
+    images
 }
 
 /// Opens one file, whatever its extension says: the content decides.
@@ -83,13 +110,9 @@ fn open_folder(dir: &Path) -> Result<Study, ImagingError> {
         }
     }
     files.sort();
-    let mut images: Vec<Image> = files.iter().filter_map(|f| open_file(f).ok()).collect();
+    let images: Vec<Image> = files.iter().filter_map(|f| open_file(f).ok()).collect();
     if images.is_empty() {
         return Err(ImagingError::EmptyFolder { path: dir.to_path_buf() });
     }
-    images.sort_by(|a, b| {
-        let key = |i: &Image| (i.tags.series_number, i.tags.series_instance_uid.clone(), i.tags.instance_number, i.source.clone());
-        key(a).cmp(&key(b))
-    });
-    Ok(Study { source: dir.to_path_buf(), images })
+    Ok(Study { source: dir.to_path_buf(), images: in_reading_order(images) })
 }
