@@ -172,6 +172,11 @@ fn walk(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool) -> Result<Walk
                 0xE0DD => {
                     open.pop();
                 }
+                // Not an item or a delimiter: dicom-rs reads it as an element
+                // and allocates the value its length states (found by
+                // fuzzing: 14 bytes stating 4 GB).
+                _ if len != UNDEFINED && len as usize > left => return Err(lie(group, element, len, left)),
+                _ if len != UNDEFINED => pos += len as usize,
                 _ => {}
             }
             continue;
@@ -302,6 +307,16 @@ mod tests {
         px.extend_from_slice(&[1, 2, 3, 4]);
         let err = check(&file(&px, "1.2.840.10008.1.2.4.50")).unwrap_err();
         assert!(err.contains("(FFFE,E000) says it holds 4000000000 bytes"), "{err}");
+    }
+
+    /// Found by fuzzing: 14 bytes read as a bare data set, whose one element
+    /// (FFFE,FAFF) is in the items' group but is not an item or a delimiter,
+    /// stating 4,294,967,040 bytes: dicom-rs allocated them.
+    #[test]
+    fn an_element_in_the_item_group_that_is_not_an_item_is_checked() {
+        let bytes = [0xFE, 0xFF, 0xFF, 0xFA, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x55, 0x53, 0x6C, 0x00, 0x00];
+        let err = check(&bytes).unwrap_err();
+        assert!(err.contains("(FFFE,FAFF) says it holds 4294967040 bytes, but only 6 bytes follow"), "{err}");
     }
 
     /// Found by fuzzing: a 4 KB Deflated file whose inflated data set states
