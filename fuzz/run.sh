@@ -25,12 +25,17 @@ log=../target/fuzz/$target.log
 # hour grew past 4 GB over ~180k inputs, so a run watching that growth can
 # raise it (FUZZ_RSS_MB=8192).
 rss_mb=${FUZZ_RSS_MB:-4096}
+# One allocation larger than this is a finding whatever the RSS limit (by
+# default libFuzzer ties it to the RSS limit, so raising that hid 2.5–3.7 GB
+# allocations from 7 KB files: fuzz/open-findings/dicom/). 2 GiB is the most
+# decoded pixel data the app accepts (imaging::MAX_PIXEL_BYTES).
+malloc_mb=${FUZZ_MALLOC_MB:-2048}
 echo "==> Fuzzing $target for ${seconds} s (max input ${max_len} bytes), log in target/fuzz/$target.log" >&2
 # FUZZ_PREBUILT=1 runs the target as last built (`cargo fuzz build --release`)
 # without building it again: an hour's run can go on while the app's sources
 # change beside it. (cargo fuzz has no such switch; the binary is where it puts it.)
 bin=target/x86_64-unknown-linux-gnu/release/$target
-flags=(-max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" -rss_limit_mb="$rss_mb" -print_final_stats=1)
+flags=(-max_total_time="$seconds" -max_len="$max_len" -timeout="$timeout" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$malloc_mb" -print_final_stats=1)
 # More libFuzzer flags, e.g. FUZZ_EXTRA=-detect_leaks=0 (see docs/reliability.md:
 # jpeg-decoder's worker threads race LeakSanitizer's check after an input).
 read -r -a extra <<< "${FUZZ_EXTRA:-}"
@@ -52,7 +57,7 @@ echo "==> Minimising the $target corpus (cargo fuzz cmin, in place)" >&2
 if [ "${FUZZ_PREBUILT:-0}" = 1 ]; then
   # What cargo fuzz cmin does: merge into a fresh folder, then swap it in.
   fresh=$(mktemp -d "corpus/.$target.cmin.XXXXXX")
-  if "$bin" -merge=1 -max_len="$max_len" "$fresh" "corpus/$target" >> "$log" 2>&1 && [ -n "$(ls "$fresh")" ]; then
+  if "$bin" -merge=1 -max_len="$max_len" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$malloc_mb" -artifact_prefix="artifacts/$target/" "$fresh" "corpus/$target" >> "$log" 2>&1 && [ -n "$(ls "$fresh")" ]; then
     rm -rf "corpus/$target" && mv "$fresh" "corpus/$target"
   else
     rm -rf "$fresh"
