@@ -27,7 +27,7 @@ log=../target/fuzz/$target.log
 rss_mb=${FUZZ_RSS_MB:-4096}
 # One allocation larger than this is a finding whatever the RSS limit (by
 # default libFuzzer ties it to the RSS limit, so raising that hid 2.5–3.7 GB
-# allocations from 7 KB files: fuzz/open-findings/dicom/). 2 GiB is the most
+# allocations from 7 KB files: fuzz/regressions/dicom/oom-inside-undefined-length-un-*). 2 GiB is the most
 # decoded pixel data the app accepts (imaging::MAX_PIXEL_BYTES).
 malloc_mb=${FUZZ_MALLOC_MB:-2048}
 echo "==> Fuzzing $target for ${seconds} s (max input ${max_len} bytes), log in target/fuzz/$target.log" >&2

@@ -128,7 +128,13 @@ fn consumed(vr: &[u8], len: usize) -> usize {
 /// set's own Pixel Data, where dicom-rs stops reading (trailing bytes are not
 /// elements). With `meta_only`, stops at the first element after group 0002
 /// and returns where it is and the Transfer Syntax UID read there.
-fn walk(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool) -> Result<Walked, String> {
+fn walk(b: &[u8], pos: usize, enc: Encoding, meta_only: bool) -> Result<Walked, String> {
+    walk_in(b, pos, enc, meta_only, false)
+}
+
+/// `walk`; with `nested`, the items of an undefined-length UN element: stops
+/// just after the sequence delimitation item that ends it.
+fn walk_in(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool, nested: bool) -> Result<Walked, String> {
     let le = enc.little_endian;
     // Where each sequence and item we are inside ends (`None`: at its delimiter).
     let mut open: Vec<Option<usize>> = Vec::new();
@@ -169,6 +175,9 @@ fn walk(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool) -> Result<Walk
                         return Ok(Walked { stopped_at: pos, transfer_syntax: ts, pixel_data_end: Some(pos) });
                     }
                 }
+                0xE0DD if nested && open.is_empty() => {
+                    return Ok(Walked { stopped_at: pos, transfer_syntax: ts, pixel_data_end: None });
+                }
                 0xE0DD => {
                     open.pop();
                 }
@@ -201,8 +210,14 @@ fn walk(b: &[u8], mut pos: usize, enc: Encoding, meta_only: bool) -> Result<Walk
         if len == UNDEFINED {
             match vr {
                 _ if pixel_data => in_fragments = true,
-                // An undefined-length UN holds implicit VR items: not followed here.
-                Some(b"UN") => break,
+                // An undefined-length UN holds items that dicom-rs reads as
+                // Implicit VR Little Endian (PS3.5 6.2.2): they are checked so,
+                // up to the delimiter that ends them. (This once stopped the
+                // check instead, and dicom-rs met a 3.7 GB length inside:
+                // found by fuzzing.)
+                Some(b"UN") => {
+                    pos = walk_in(b, pos, Encoding { explicit: false, little_endian: true }, false, true)?.stopped_at;
+                }
                 _ => open.push(None), // A sequence: its items follow.
             }
             continue;
@@ -307,6 +322,45 @@ mod tests {
         px.extend_from_slice(&[1, 2, 3, 4]);
         let err = check(&file(&px, "1.2.840.10008.1.2.4.50")).unwrap_err();
         assert!(err.contains("(FFFE,E000) says it holds 4000000000 bytes"), "{err}");
+    }
+
+    /// Found by fuzzing: an explicit-VR element whose VR bytes are not a VR
+    /// (read as UN) with an undefined length holds items dicom-rs reads as
+    /// Implicit VR Little Endian; a lie inside one made it allocate 3.7 GB,
+    /// because the check stopped at the UN. The items are checked now, and
+    /// the walk goes on after their delimiter.
+    #[test]
+    fn the_items_of_an_undefined_length_un_are_checked_in_implicit_vr() {
+        let un = |inner: &[u8]| {
+            let mut ds = Vec::new();
+            ds.extend_from_slice(&[0x09, 0x00, 0x10, 0x10]); // (0009,1010), a private tag
+            ds.extend_from_slice(b"3.\0\0"); // not a VR: read as UN
+            ds.extend_from_slice(&UNDEFINED.to_le_bytes());
+            ds.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            ds.extend_from_slice(&UNDEFINED.to_le_bytes());
+            ds.extend_from_slice(inner);
+            ds.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+            ds.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            ds
+        };
+        // Implicit VR inside: tag, 4-byte length, value.
+        let implicit = |len: u32, value: &[u8]| {
+            let mut e = vec![0x08, 0x00, 0x00, 0x01];
+            e.extend_from_slice(&len.to_le_bytes());
+            e.extend_from_slice(value);
+            e
+        };
+        let mut honest = un(&implicit(4, b"ABCD"));
+        honest.extend(element(0x0010, 0x0010, b"PN", b"Doe^Jane"));
+        assert_eq!(check(&file(&honest, "1.2.840.10008.1.2.1")), Ok(None));
+        let err = check(&file(&un(&implicit(411_731, b"AB")), "1.2.840.10008.1.2.1")).unwrap_err();
+        assert!(err.contains("(0008,0100) says it holds 411731 bytes"), "{err}");
+        // After the UN, the data set is walked on in its own encoding.
+        let mut after = un(&implicit(4, b"ABCD"));
+        let mut lying = element(0x0008, 0x0054, b"UT", b"xx");
+        lying[8..12].copy_from_slice(&1_112_477_738u32.to_le_bytes());
+        after.extend(lying);
+        assert!(check(&file(&after, "1.2.840.10008.1.2.1")).unwrap_err().contains("(0008,0054)"));
     }
 
     /// Found by fuzzing: 14 bytes read as a bare data set, whose one element
