@@ -22,6 +22,15 @@ use super::study::{Image, KeyTags, Palette, PatientTags, Photometric};
 /// DICOMDIR. A Referenced File ID that leaves that folder (an absolute path,
 /// "..") is left out: a directory points into its own medium only.
 pub fn directory_files(path: &Path, bytes: &[u8]) -> Option<Vec<std::path::PathBuf>> {
+    // Only a file whose File Meta names the Media Storage Directory SOP Class
+    // is parsed here: every other file is parsed once, by `open`.
+    let meta = &bytes[..bytes.len().min(1024)];
+    let class = uids::MEDIA_STORAGE_DIRECTORY_STORAGE.as_bytes();
+    // The UID itself, not a longer one it begins (the next byte is padding or the next tag).
+    let named = meta.windows(class.len() + 1).any(|w| w.starts_with(class) && !matches!(w[class.len()], b'0'..=b'9' | b'.'));
+    if !named {
+        return None;
+    }
     let (obj, _) = parse(path, bytes).ok()?;
     let records = obj.get(tags::DIRECTORY_RECORD_SEQUENCE)?;
     let items = records.items()?;
